@@ -1,0 +1,3 @@
+from logtrain.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""The agent: wires datasources, router, inputs and the HTTP server; owns the
+lifecycle (start, signals, graceful shutdown)."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import time
+
+import gevent
+from gevent.event import Event
+
+from logtrain import __version__
+from logtrain.config import Config, ConfigError
+from logtrain.datasources.static import StaticRoutes
+from logtrain.httpserver import HTTPServer
+from logtrain.inputs import REGISTRY as INPUTS
+from logtrain.inputs.base import Input
+from logtrain.log import Log, RateLimit
+from logtrain.metrics import Metrics
+from logtrain.router import Router
+from logtrain.runtime import Runtime
+
+
+class Agent:
+    def __init__(self, config: Config, log: Log | None = None) -> None:
+        self.rt = Runtime(config, log or Log(config.log_level), Metrics(), RateLimit(60.0))
+        self.router = Router(self.rt)
+        self.http = HTTPServer(self.rt)
+        self.inputs: list[Input] = []
+        self.datasources: list[StaticRoutes] = []
+        self.stopping = Event()
+        self.stats: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        """Starts everything; raises ConfigError for what the configuration got wrong."""
+        rt, cfg = self.rt, self.rt.config
+        if cfg.routes_file:
+            ds = StaticRoutes(rt, self.router, cfg.routes_file)
+            errors = ds.load()
+            if errors:
+                raise ConfigError("ROUTES_FILE: " + "; ".join(errors))
+            self.datasources.append(ds)
+        if cfg.metrics:
+            self.http.add("/metrics", ("GET",), lambda env, body: (
+                "200 OK", [("Content-Type", "text/plain; version=0.0.4")],
+                rt.metrics.render().encode()))
+        for setting, target in INPUTS.items():
+            if not getattr(cfg, setting.lower()):
+                continue
+            module, cls = target.split(":")
+            inp = getattr(importlib.import_module(module), cls)(rt, self.router, self.http)
+            try:
+                inp.start()
+            except OSError as e:
+                raise ConfigError(f"{setting}: cannot listen for {inp.describe()}: {e.strerror or e}") from None
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            self.inputs.append(inp)
+        try:
+            self.http.start()
+        except OSError as e:
+            raise ConfigError(f"HTTP_PORT: cannot listen on {cfg.bind_address}:{cfg.http_port}: {e.strerror or e}") from None
+        for ds in self.datasources:
+            ds.start()
+        if cfg.stats_interval:
+            self.stats = gevent.spawn(self._stats_loop)
+        rt.log.info("logtrain started", version=__version__,
+                    inputs=",".join(i.describe() for i in self.inputs),
+                    datasources=",".join(d.describe() for d in self.datasources),
+                    routes=len(self.router.routes), http_port=cfg.http_port)
+
+    def run(self) -> int:
+        try:
+            self.start()
+        except ConfigError:
+            self.shutdown(quiet=True)
+            raise
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(sig, self.stop, sig)
+        self.stopping.wait()
+        self.shutdown()
+        return 0
+
+    def stop(self, sig: int | None = None) -> None:
+        if not self.stopping.is_set():
+            self.rt.log.info("stopping", signal=signal.Signals(sig).name if sig else "")
+        self.stopping.set()
+
+    def shutdown(self, quiet: bool = False) -> None:
+        """Stops accepting, flushes the drains for up to SHUTDOWN_TIMEOUT seconds."""
+        rt = self.rt
+        started = time.monotonic()
+        for inp in self.inputs:
+            inp.stop()
+        self.http.stop()
+        for ds in self.datasources:
+            ds.stop()
+        if self.stats is not None:
+            self.stats.kill()
+        buffered = sum(d.buffered + d.inflight for d in self.router.drains.values())
+        self.router.close(rt.config.shutdown_timeout)
+        lost = sum(v for (n, labels), v in rt.metrics.counters.items()
+                   if n == "logtrain_drain_dropped_total" and ("reason", "shutdown") in labels)
+        if not quiet:
+            rt.log.info("logtrain stopped", flushed_bytes=buffered,
+                        undelivered_at_shutdown=lost,
+                        seconds=round(time.monotonic() - started, 2))
+
+    def _stats_loop(self) -> None:
+        rt = self.rt
+        m = rt.metrics
+        while True:
+            gevent.sleep(rt.config.stats_interval)
+            rt.log.info("stats",
+                        received=m.total("logtrain_input_frames_total"),
+                        rejected=m.total("logtrain_input_rejected_total"),
+                        dead=m.total("logtrain_dead_packets_total"),
+                        sent=m.total("logtrain_drain_sent_total"),
+                        dropped=m.total("logtrain_drain_dropped_total"),
+                        drains=len(self.router.drains),
+                        buffered_bytes=sum(d.buffered + d.inflight
+                                           for d in self.router.drains.values()))

@@ -1,0 +1,81 @@
+"""Entry point: ``logtrain [run|check-config|version] [--config FILE] [--setting ...]``."""
+
+from __future__ import annotations
+
+
+def main(argv: list[str] | None = None) -> int:
+    # gevent must patch socket, ssl and friends before anything imports them.
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    import argparse
+    import sys
+
+    from logtrain import __version__
+    from logtrain.config import SETTINGS, ConfigError, load
+
+    parser = argparse.ArgumentParser(
+        prog="logtrain",
+        description="Forwards logs from syslog, HTTP and files to drains chosen by dynamic routes.",
+        epilog="Every setting is also read from the environment variable of the same name "
+        "(upper case) and from the TOML file; precedence: flags, environment, file, defaults.",
+    )
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "check-config", "version"),
+                        help="run the agent (default), validate and print the configuration, or print the version")
+    parser.add_argument("--version", action="version", version=f"logtrain {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (or LOGTRAIN_CONFIG)")
+    group = parser.add_argument_group("settings")
+    for s in SETTINGS:
+        flag = "--" + s.name.lower().replace("_", "-")
+        if s.kind == "bool":
+            group.add_argument(flag, dest=s.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=s.help)
+        else:
+            group.add_argument(flag, dest=s.name, metavar=s.kind.upper(), default=None, help=s.help)
+    args = parser.parse_args(argv)
+
+    if args.command == "version":
+        print(f"logtrain {__version__}")
+        return 0
+    flags = {s.name: getattr(args, s.name) for s in SETTINGS}
+    try:
+        cfg = load(config_file=args.config, flags=flags)
+        if args.command == "check-config":
+            return _check(cfg)
+        from logtrain.agent import Agent
+
+        return Agent(cfg).run()
+    except ConfigError as e:
+        print(f"logtrain: configuration error: {e}", file=sys.stderr)
+        return 2
+
+
+def _check(cfg) -> int:
+    import sys
+
+    from logtrain.datasources.static import check_routes
+    from logtrain.log import Log, RateLimit
+    from logtrain.metrics import Metrics
+    from logtrain.runtime import Runtime
+
+    for line in cfg.describe():
+        print(line)
+    if cfg.routes_file:
+        rt = Runtime(cfg, Log(cfg.log_level), Metrics(), RateLimit())
+        routes, errors = check_routes(cfg.routes_file, rt)
+        print(f"# {cfg.routes_file}: {len(routes)} route(s)")
+        if errors:
+            for e in errors:
+                print(f"logtrain: configuration error: ROUTES_FILE: {e}", file=sys.stderr)
+            return 2
+    if cfg.syslog_tls:
+        from logtrain.inputs.syslog_stream import server_context
+
+        try:
+            server_context(cfg)
+        except ValueError as e:
+            print(f"logtrain: configuration error: {e}", file=sys.stderr)
+            return 2
+    print("configuration OK")
+    return 0

@@ -1,0 +1,46 @@
+"""The interface every drain scheme implements.
+
+An Output turns a batch of packets into one buffered item (``encode``, called
+once per batch) and opens Connections that deliver lists of such items. It knows
+nothing about buffering, retries or pooling: the Drain does those.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from logtrain.packet import Packet
+from logtrain.runtime import Runtime
+from logtrain.urls import DrainURL
+
+
+class Rejected(Exception):
+    """The endpoint refused the data itself (an HTTP 4xx): retrying the same
+    bytes cannot succeed, so the drain drops them, counted, instead."""
+
+
+class Connection:
+    def send(self, items: list[Any]) -> None:
+        """Delivers the items or raises (OSError and the like: retried; Rejected: dropped)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Output:
+    #: seconds a writer waits to gather a fuller request (syslog+http posts once a second)
+    flush_interval = 0.0
+    #: bytes gathered into one write
+    max_write = 256 << 10
+
+    def __init__(self, url: DrainURL, rt: Runtime) -> None:
+        self.url = url
+        self.rt = rt
+
+    def encode(self, packets: list[Packet]) -> tuple[Any, int]:
+        """The batch as one item and its size in bytes."""
+        raise NotImplementedError
+
+    def connect(self) -> Connection:
+        raise NotImplementedError

@@ -1,0 +1,131 @@
+"""http(s):// (one packet JSON per POST, as the original posts it) and
+syslog+http(s):// (newline-separated RFC5424 body posted once a second, or
+``framing=octet`` for an application/logplex-1 body), over keep-alive
+connections from urllib3 pools. ``insecure=true`` turns TLS verification off.
+
+A 4xx answer other than 408 and 429 means the endpoint refuses that body:
+retrying cannot help, so it is dropped and counted; anything else is retried.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+
+from logtrain.outputs.base import Connection, Output, Rejected
+from logtrain.packet import Packet
+from logtrain.runtime import Runtime
+from logtrain.syslog import format_rfc5424
+from logtrain.urls import DrainURL
+
+_RETRYABLE_4XX = (408, 429)
+
+
+class _HTTPOutput(Output):
+    content_type = "application/octet-stream"
+
+    def __init__(self, url: DrainURL, rt: Runtime) -> None:
+        super().__init__(url, rt)
+        scheme = url.scheme.removeprefix("syslog+")
+        if not url.host:
+            raise ValueError("no host in the URL")
+        self.insecure = url.flag("insecure")
+        query = {k: v for k, v in url.query.items() if k not in self.own_options}
+        self.target = (url.path or "/") + ("?" + urlencode(query) if query else "")
+        self.headers = {"Content-Type": self.content_type, "User-Agent": "logtrain"}
+        if url.username is not None:
+            self.headers.update(urllib3.util.make_headers(
+                basic_auth=f"{url.username}:{url.password or ''}"))
+        cfg = rt.config
+        kw: dict[str, Any] = dict(
+            maxsize=cfg.drain_max_connections,
+            timeout=urllib3.Timeout(connect=cfg.drain_connect_timeout, read=cfg.drain_write_timeout),
+            retries=False,
+        )
+        if scheme == "https":
+            if self.insecure:
+                kw.update(cert_reqs="CERT_NONE", assert_hostname=False)
+            self.pool = urllib3.HTTPSConnectionPool(url.host, url.port or 443, **kw)
+        else:
+            self.pool = urllib3.HTTPConnectionPool(url.host, url.port or 80, **kw)
+
+    own_options: tuple[str, ...] = ("insecure",)
+
+    def connect(self) -> Connection:
+        return HTTPConnection(self)
+
+    def post(self, body: bytes, headers: dict[str, str] | None = None) -> None:
+        r = self.pool.urlopen("POST", self.target, body=body, headers=headers or self.headers,
+                              preload_content=True, assert_same_host=False)
+        if 200 <= r.status < 300:
+            return
+        reason = f"HTTP {r.status} from {self.url.safe}"
+        if 400 <= r.status < 500 and r.status not in _RETRYABLE_4XX:
+            raise Rejected(reason)
+        raise OSError(reason)
+
+
+class HTTPConnection(Connection):
+    def __init__(self, output: _HTTPOutput) -> None:
+        self.output = output
+
+    def send(self, items: list[Any]) -> None:
+        self.output.deliver(items)
+
+
+class JSONHTTPOutput(_HTTPOutput):
+    content_type = "application/json"
+
+    def encode(self, packets: list[Packet]) -> tuple[list[bytes], int]:
+        dumps = json.dumps
+        bodies = [dumps(p.to_dict(), ensure_ascii=False).encode("utf-8", "replace") for p in packets]
+        return bodies, sum(map(len, bodies))
+
+    def deliver(self, items: list[Any]) -> None:
+        for bodies in items:
+            done = 0
+            try:
+                for body in bodies:
+                    try:
+                        self.post(body)
+                    except Rejected as e:
+                        self._rejected(e)
+                    done += 1
+            finally:
+                # Delivered bodies leave the item, so a retry sends only the rest.
+                del bodies[:done]
+
+    def _rejected(self, err: Rejected) -> None:
+        rt = self.rt
+        rt.metrics.inc("logtrain_drain_dropped_total", drain=self.url.safe, reason="rejected")
+        held = rt.ratelimit.allow(("drain-rejected", self.url.safe))
+        if held is not None:
+            rt.log.warning("drain endpoint rejected data", drain=self.url.safe, error=str(err),
+                           rejections_since_last_report=held)
+
+
+class SyslogHTTPOutput(_HTTPOutput):
+    flush_interval = 1.0
+    max_write = 1 << 20
+    own_options = ("insecure", "framing")
+
+    def __init__(self, url: DrainURL, rt: Runtime) -> None:
+        framing = url.query.get("framing", "newline")
+        if framing not in ("newline", "octet"):
+            raise ValueError(f"framing={framing!r}: expected newline or octet")
+        self.octet = framing == "octet"
+        self.content_type = "application/logplex-1" if self.octet else "application/syslog"
+        super().__init__(url, rt)
+
+    def encode(self, packets: list[Packet]) -> tuple[tuple[bytes, int], int]:
+        data = format_rfc5424(packets, self.octet)
+        return (data, len(packets)), len(data)
+
+    def deliver(self, items: list[Any]) -> None:
+        headers = self.headers
+        if self.octet:
+            headers = dict(headers, **{"Logplex-Msg-Count": str(sum(n for _, n in items))})
+        self.post(b"".join(d for d, _ in items), headers)

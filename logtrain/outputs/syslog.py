@@ -1,0 +1,151 @@
+"""syslog+tcp://, syslog+tls:// and syslog+udp:// (also syslog://): RFC5424 on the wire.
+
+Query options: ``framing=newline|octet`` (streams), ``ca=BASE64PEM`` and
+``insecure=true`` (TLS), ``maxlen=BYTES`` (UDP payload limit, default
+UDP_MAX_PAYLOAD).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import select
+import socket
+import ssl
+from typing import Any
+
+from logtrain.outputs.base import Connection, Output
+from logtrain.packet import Packet
+from logtrain.runtime import Runtime
+from logtrain.syslog import format_datagrams, format_rfc5424
+from logtrain.urls import DrainURL
+
+DEFAULT_PORTS = {"syslog+tcp": 514, "syslog+udp": 514, "syslog": 514, "syslog+tls": 6514}
+
+
+def _address(url: DrainURL) -> tuple[str, int]:
+    if not url.host:
+        raise ValueError("no host in the URL")
+    return url.host, url.port or DEFAULT_PORTS[url.scheme]
+
+
+class StreamConnection(Connection):
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def send(self, items: list[Any]) -> None:
+        if self._peer_closed():
+            raise ConnectionResetError("the receiver closed the connection")
+        self.sock.sendall(items[0] if len(items) == 1 else b"".join(items))
+
+    def _peer_closed(self) -> bool:
+        # A syslog receiver never talks back, so readable means it hung up (or a
+        # TLS close_notify arrived). Checking before each write keeps a restart
+        # of the receiver from swallowing the write that would discover it.
+        r, _, _ = select.select([self.sock], [], [], 0)
+        if not r:
+            return False
+        try:
+            return self.sock.recv(4096) == b""
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TCPOutput(Output):
+    def __init__(self, url: DrainURL, rt: Runtime) -> None:
+        super().__init__(url, rt)
+        self.address = _address(url)
+        framing = url.query.get("framing", "newline")
+        if framing not in ("newline", "octet"):
+            raise ValueError(f"framing={framing!r}: expected newline or octet")
+        self.octet = framing == "octet"
+
+    def encode(self, packets: list[Packet]) -> tuple[bytes, int]:
+        data = format_rfc5424(packets, self.octet)
+        return data, len(data)
+
+    def _socket(self) -> socket.socket:
+        cfg = self.rt.config
+        sock = socket.create_connection(self.address, timeout=cfg.drain_connect_timeout)
+        sock.settimeout(cfg.drain_write_timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        return sock
+
+    def connect(self) -> Connection:
+        return StreamConnection(self._socket())
+
+
+class TLSOutput(TCPOutput):
+    def __init__(self, url: DrainURL, rt: Runtime) -> None:
+        super().__init__(url, rt)
+        self.context = tls_client_context(url)
+
+    def connect(self) -> Connection:
+        sock = self._socket()
+        try:
+            return StreamConnection(self.context.wrap_socket(sock, server_hostname=self.address[0]))
+        except Exception:
+            sock.close()
+            raise
+
+
+def tls_client_context(url: DrainURL) -> ssl.SSLContext:
+    """Verification on by default; ``ca=`` adds a CA (base64 of its PEM),
+    ``insecure=true`` turns verification off."""
+    ctx = ssl.create_default_context()
+    ca = url.query.get("ca")
+    if ca:
+        try:
+            # a '+' of the base64 alphabet arrives as a space when not URL-escaped
+            pem = base64.b64decode(ca.replace(" ", "+").replace("-", "+").replace("_", "/"),
+                                   validate=True).decode("ascii")
+            ctx.load_verify_locations(cadata=pem)
+        except (binascii.Error, UnicodeDecodeError, ssl.SSLError, ValueError) as e:
+            raise ValueError(f"ca= is not a base64-encoded PEM certificate ({e})") from None
+    if url.flag("insecure"):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class DatagramConnection(Connection):
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def send(self, items: list[Any]) -> None:
+        send = self.sock.send
+        for datagrams in items:
+            for d in datagrams:
+                send(d)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class UDPOutput(Output):
+    def __init__(self, url: DrainURL, rt: Runtime) -> None:
+        super().__init__(url, rt)
+        self.address = _address(url)
+        raw = url.query.get("maxlen")
+        try:
+            self.max_len = int(raw) if raw is not None else rt.config.udp_max_payload
+        except ValueError:
+            raise ValueError(f"maxlen={raw!r}: expected a number of bytes") from None
+        if not 64 <= self.max_len <= 65507:
+            raise ValueError(f"maxlen={self.max_len}: expected 64 to 65507 bytes")
+
+    def encode(self, packets: list[Packet]) -> tuple[list[bytes], int]:
+        datagrams = format_datagrams(packets, self.max_len)
+        return datagrams, sum(map(len, datagrams))
+
+    def connect(self) -> Connection:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            *self.address, type=socket.SOCK_DGRAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.connect(addr)
+        return DatagramConnection(sock)

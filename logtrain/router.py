@@ -1,0 +1,169 @@
+"""The route table and the fan-out of batches to drains.
+
+Datasources add and remove routes (``source, hostname-or-glob, url``); the table
+is their union, so the same route from two datasources lives until both remove
+it. A drain exists once per URL: created when a packet is first routed to it,
+closed (after flushing) when its last route goes away. ``route`` is called once
+per batch; hostname look-ups are cached until the table changes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+
+import gevent
+
+from logtrain.drain import Ack, Drain
+from logtrain.outputs import create_output
+from logtrain.packet import Packet
+from logtrain.runtime import Runtime
+
+_GLOB_CHARS = frozenset("*?[")
+_CACHE_MAX = 8192
+
+
+class Router:
+    def __init__(self, rt: Runtime, drain_factory: Callable[[str], Drain] | None = None) -> None:
+        self.rt = rt
+        self._drain_factory = drain_factory or (lambda url: Drain(create_output(url, rt), rt))
+        self.routes: dict[tuple[str, str, str], int] = {}  # (source, host, url) -> lines
+        self.exact: dict[str, dict[str, int]] = {}  # host -> url -> routes
+        self.globs: dict[str, dict[str, int]] = {}  # pattern -> url -> routes
+        self._glob_list: list[tuple[re.Pattern, tuple[str, ...]]] = []
+        self.url_refs: dict[str, int] = {}
+        self.drains: dict[str, Drain] = {}
+        self.closing: set[gevent.Greenlet] = set()
+        self._cache: dict[str, tuple[Drain, ...]] = {}
+        rt.metrics.gauge("logtrain_routes", lambda: len(self.routes))
+
+    # ----------------------------------------------------------------- table
+
+    def add_route(self, source: str, host: str, url: str) -> None:
+        """Adds a route; raises ValueError (the reason) for a URL no drain can serve."""
+        create_output(url, self.rt)  # validates scheme and options; cheap, no I/O
+        key = (source, host.lower(), url)
+        self.routes[key] = self.routes.get(key, 0) + 1
+        table = self.globs if _GLOB_CHARS & set(host) else self.exact
+        urls = table.setdefault(host.lower(), {})
+        urls[url] = urls.get(url, 0) + 1
+        self.url_refs[url] = self.url_refs.get(url, 0) + 1
+        self._changed(table is self.globs)
+
+    def remove_route(self, source: str, host: str, url: str) -> bool:
+        key = (source, host.lower(), url)
+        n = self.routes.get(key)
+        if not n:
+            return False
+        if n == 1:
+            del self.routes[key]
+        else:
+            self.routes[key] = n - 1
+        table = self.globs if _GLOB_CHARS & set(host) else self.exact
+        urls = table[host.lower()]
+        urls[url] -= 1
+        if not urls[url]:
+            del urls[url]
+            if not urls:
+                del table[host.lower()]
+        self.url_refs[url] -= 1
+        if not self.url_refs[url]:
+            del self.url_refs[url]
+            drain = self.drains.pop(url, None)
+            if drain is not None:
+                self.rt.log.info("closing drain: no route uses it any more", drain=drain.name)
+                g = gevent.spawn(drain.close, self.rt.config.shutdown_timeout)
+                self.closing.add(g)
+                g.link(self.closing.discard)
+        self._changed(table is self.globs)
+        return True
+
+    def source_routes(self, source: str) -> list[tuple[str, str]]:
+        return [(h, u) for (s, h, u), n in self.routes.items() if s == source for _ in range(n)]
+
+    def _changed(self, globs: bool) -> None:
+        if globs:
+            self._glob_list = [
+                (re.compile(fnmatch.translate(p)), tuple(urls)) for p, urls in self.globs.items()
+            ]
+        self._cache.clear()
+
+    # ----------------------------------------------------------------- fan-out
+
+    def _lookup(self, host: str) -> tuple[Drain, ...]:
+        h = host.lower()
+        urls = set(self.exact.get(h, ()))
+        for pattern, purls in self._glob_list:
+            if pattern.match(h):
+                urls.update(purls)
+        drains = []
+        for url in sorted(urls):
+            d = self.drains.get(url)
+            if d is None:
+                d = self.drains[url] = self._drain_factory(url)
+                self.rt.log.info("opened drain", drain=d.name)
+            drains.append(d)
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[host] = t = tuple(drains)
+        return t
+
+    def route(self, packets: list[Packet], ack: Ack | None = None) -> list[Drain]:
+        """Hands the batch to every drain its hostnames route to; returns the
+        drains that are congested, for inputs that can apply backpressure."""
+        cache = self._cache
+        per_drain: dict[Drain, list[Packet]] = {}
+        dead = 0
+        first = packets[0].hostname if packets else ""
+        if all(p.hostname == first for p in packets):
+            # The common case (one sender per connection): no per-line grouping.
+            drains = cache.get(first)
+            if drains is None:
+                drains = self._lookup(first)
+            if drains:
+                for d in drains:
+                    per_drain[d] = packets
+            else:
+                dead = len(packets)
+        else:
+            groups: dict[str, list[Packet]] = {}
+            for p in packets:
+                g = groups.get(p.hostname)
+                if g is None:
+                    groups[p.hostname] = [p]
+                else:
+                    g.append(p)
+            for host, pkts in groups.items():
+                drains = cache.get(host)
+                if drains is None:
+                    drains = self._lookup(host)
+                if not drains:
+                    dead += len(pkts)
+                    continue
+                for d in drains:
+                    lst = per_drain.get(d)
+                    if lst is None:
+                        per_drain[d] = list(pkts)
+                    else:
+                        lst.extend(pkts)
+        if dead:
+            self.rt.metrics.inc("logtrain_dead_packets_total", dead)
+        congested = []
+        for d, pkts in per_drain.items():
+            d.put(pkts, ack)
+            if d.congested:
+                congested.append(d)
+        if ack is not None:
+            ack.done()
+        return congested
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def close(self, timeout: float) -> None:
+        """Flushes and closes every drain, all in parallel, within ``timeout``."""
+        drains = list(self.drains.values())
+        self.drains.clear()
+        self._cache.clear()
+        jobs = [gevent.spawn(d.close, timeout) for d in drains] + list(self.closing)
+        gevent.joinall(jobs, timeout=timeout + 2)

@@ -1,0 +1,15 @@
+"""Builds the Cython extensions in ext/ into the logtrain package."""
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+extensions = [
+    Extension("logtrain._rfc5424", ["ext/rfc5424.pyx"]),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={"boundscheck": False, "wraparound": False},
+    ),
+)
