@@ -25,12 +25,18 @@ def redact_url(url: str) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode(
-            [(k, "****" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*"
+            [(k, "****" if k.lower() in _SECRET_PARAMS else _short(v)) for k, v in pairs],
+            safe="*.",
         )
     out = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     if not netloc and "://" in url and "://" not in out:
         out = out.replace(":", "://", 1)  # keep stdout:// and file:///x as written
     return out
+
+
+def _short(value: str) -> str:
+    # A ca= certificate is kilobytes of base64: keep log lines and labels readable.
+    return value if len(value) <= 48 else value[:16] + "...%dchars" % len(value)
 
 
 class DrainURL:

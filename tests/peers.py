@@ -1,0 +1,277 @@
+"""Real processes the end-to-end tests run: the agent itself, rsyslog, openssl.
+
+Nothing here is a mock: the agent is started as `python -m logtrain` with its
+configuration in the environment, rsyslog is Debian's rsyslogd in the
+foreground with a configuration written per test, certificates come from the
+openssl command line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port free for both TCP and UDP on 127.0.0.1."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------------------- the agent
+
+
+class Agent:
+    """The agent as a subprocess; its own log is collected in ``log_path``."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], routes: str | None = None) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.routes_path = workdir / "routes"
+        self.log_path = workdir / "agent.log"
+        self.stdout_path = workdir / "agent.stdout"
+        self.http_port = int(env.get("HTTP_PORT") or free_port())
+        base = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", "/root"),
+            "HTTP_PORT": str(self.http_port),
+            "BIND_ADDRESS": "127.0.0.1",
+            "STATE_DIR": str(workdir / "state"),
+            "LOG_LEVEL": "info",
+            "METRICS": "true",
+            "ROUTES_RELOAD_INTERVAL": "0.2",
+        }
+        if routes is not None:
+            self.routes_path.write_text(routes)
+            base["ROUTES_FILE"] = str(self.routes_path)
+        base.update(env)
+        self.env = base
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> Agent:
+        self._log = open(self.log_path, "ab")
+        self._out = open(self.stdout_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "logtrain", "run"],
+            env=self.env, cwd=str(ROOT), stdout=self._out, stderr=self._log,
+        )
+        if wait:
+            wait_for(lambda: self.proc.poll() is not None or self.healthy(), 15,
+                     what="the agent's /health")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.log()}")
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/health", timeout=0.5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def metrics(self) -> dict[str, float]:
+        """``name{labels}`` -> value from /metrics."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the series of ``name`` whose labels include ``labels``."""
+        total = 0.0
+        for key, value in self.metrics().items():
+            n, _, rest = key.partition("{")
+            if n != name:
+                continue
+            if all(f'{k}="{v}"' in rest for k, v in labels.items()):
+                total += value
+        return total
+
+    def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body,
+                                     method="POST", headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def set_routes(self, routes: str) -> None:
+        tmp = self.routes_path.with_suffix(".tmp")
+        tmp.write_text(routes)
+        os.replace(tmp, self.routes_path)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        self._out.close()
+        return self.proc.returncode
+
+
+# ----------------------------------------------------------------------------- certificates
+
+
+def make_certs(d: Path) -> dict[str, Path]:
+    """A CA, a server certificate for localhost/127.0.0.1 and a client
+    certificate, all signed by the CA, made with the openssl command."""
+    d.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=logtrain test CA")
+    (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={'localhost' if name == 'server' else 'logtrain test client'}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other-ca.key",
+        "-out", "other-ca.pem", "-days", "2", "-subj", "/CN=some other CA")
+    return {n: d / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key",
+                                "other-ca.pem")}
+
+
+def b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+# ----------------------------------------------------------------------------- rsyslog
+
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+
+
+class Rsyslog:
+    """rsyslogd in the foreground receiving on TCP, UDP and (with ``certs``) TLS,
+    writing ``HOSTNAME APP-NAME MSG`` per line to ``out``."""
+
+    def __init__(self, workdir: Path, certs: dict[str, Path] | None = None) -> None:
+        self.dir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.out = workdir / "received.log"
+        self.tcp_port = free_port()
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.tls_port = free_port() if certs else None
+        self.conf = workdir / "rsyslog.conf"
+        tls_global = tls_input = ""
+        if certs:
+            tls_global = (f' defaultNetstreamDriverCAFile="{certs["ca.pem"]}"'
+                          f' defaultNetstreamDriverCertFile="{certs["server.pem"]}"'
+                          f' defaultNetstreamDriverKeyFile="{certs["server.key"]}"')
+            tls_input = (f'input(type="imtcp" port="{self.tls_port}" ruleset="out" '
+                         'streamDriver.name="ossl" streamDriver.mode="1" '
+                         'streamDriver.authMode="anon")\n')
+        self.conf.write_text(
+            f'global(workDirectory="{workdir}" maxMessageSize="256k"{tls_global})\n'
+            'module(load="imtcp" maxSessions="2000")\n'
+            'module(load="imudp")\n'
+            f'input(type="imtcp" port="{self.tcp_port}" ruleset="out")\n'
+            f'input(type="imudp" port="{self.udp_port}" ruleset="out" rcvBufSize="4m")\n'
+            + tls_input +
+            'template(name="fields" type="string" string="%HOSTNAME% %APP-NAME% %msg%\\n")\n'
+            'ruleset(name="out") {\n'
+            f'  action(type="omfile" file="{self.out}" template="fields" flushOnTXEnd="on")\n'
+            '}\n'
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Rsyslog:
+        self._err = open(self.dir / "rsyslogd.stderr", "ab")
+        self.proc = subprocess.Popen(
+            [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.dir / "rsyslogd.pid")],
+            stdout=self._err, stderr=self._err,
+        )
+        wait_for(lambda: self.proc.poll() is not None or port_open(self.tcp_port), 10,
+                 what="rsyslogd to listen")
+        if self.tls_port:
+            wait_for(lambda: port_open(self.tls_port), 10, what="rsyslogd TLS listener")
+        if self.proc.poll() is not None:
+            raise AssertionError("rsyslogd exited: " + (self.dir / "rsyslogd.stderr").read_text())
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self._err.close()
+
+    def lines(self) -> list[str]:
+        if not self.out.exists():
+            return []
+        return self.out.read_text(errors="replace").splitlines()
+
+    def wait_lines(self, n: int, timeout: float = 20) -> list[str]:
+        try:
+            wait_for(lambda: len(self.lines()) >= n, timeout, 0.1, what=f"{n} lines at rsyslog")
+        except AssertionError:
+            raise AssertionError(f"rsyslog received {len(self.lines())} of {n} lines") from None
+        return self.lines()
+
+
+def logger(*args: str, stdin: str | None = None) -> None:
+    """util-linux logger, a real RFC5424/RFC3164 client."""
+    subprocess.run(["logger", *args], input=stdin, text=True, check=True, timeout=60)
+
+
+def json_lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
