@@ -36,7 +36,7 @@ def redact_url(url: str) -> str:
 
 def _short(value: str) -> str:
     # A ca= certificate is kilobytes of base64: keep log lines and labels readable.
-    return value if len(value) <= 48 else value[:16] + "...%dchars" % len(value)
+    return value if len(value) <= 48 else f"{value[:16]}...{len(value)}chars"
 
 
 class DrainURL:
