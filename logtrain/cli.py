@@ -4,13 +4,21 @@ from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> int:
-    # gevent must patch socket, ssl and friends before anything imports them.
+    # gevent must patch socket and friends before anything imports them. ssl is
+    # left out: it costs 4 MB, so logtrain.tls patches and loads it only when a
+    # TLS input or a tls/https drain needs it.
+    import sys
+
     from gevent import monkey
 
-    monkey.patch_all()
+    monkey.patch_all(ssl=False)
+    sys.modules["ssl"] = None  # type: ignore[assignment]  # http.client loads ssl if it can
+    try:
+        import http.client  # noqa: F401  (imported by gevent.pywsgi)
+    finally:
+        del sys.modules["ssl"]
 
     import argparse
-    import sys
 
     from logtrain import __version__
     from logtrain.config import SETTINGS, ConfigError, load
@@ -70,7 +78,7 @@ def _check(cfg) -> int:
                 print(f"logtrain: configuration error: ROUTES_FILE: {e}", file=sys.stderr)
             return 2
     if cfg.syslog_tls:
-        from logtrain.inputs.syslog_stream import server_context
+        from logtrain.tls import server_context
 
         try:
             server_context(cfg)

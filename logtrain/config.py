@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from logtrain.urls import redact_url
 
@@ -21,8 +20,7 @@ class ConfigError(Exception):
     """Invalid configuration; the message names the setting."""
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):  # not a dataclass: dataclasses loads inspect and ast (~1 MB)
     name: str  # the environment variable
     kind: str  # bool, int, float, str, size
     default: Any
@@ -87,6 +85,7 @@ SETTINGS: list[Setting] = [
 ]
 BY_NAME = {s.name: s for s in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+_PATHS = ("ROUTES_FILE", "STATE_DIR", "SYSLOG_TLS_CERT_PEM", "SYSLOG_TLS_KEY_PEM", "SYSLOG_TLS_CA_PEM")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -186,7 +185,11 @@ def load(
             setting = BY_NAME.get(key.upper())
             if setting is None:
                 raise ConfigError(f"config file {path}: unknown setting {key!r}")
-            values[setting.name] = _convert(setting, raw, f"config file {path}")
+            value = _convert(setting, raw, f"config file {path}")
+            if setting.name in _PATHS and value and not os.path.isabs(value):
+                # relative to the file, so an example directory works from anywhere
+                value = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), value))
+            values[setting.name] = value
             origins[setting.name] = "file"
     for s in SETTINGS:
         if s.name in env:

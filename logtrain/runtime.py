@@ -3,16 +3,16 @@ metrics. The agent owns the only instance."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from logtrain.config import Config
 from logtrain.log import Log, RateLimit
 from logtrain.metrics import Metrics
 
 
-@dataclass
 class Runtime:
-    config: Config
-    log: Log
-    metrics: Metrics
-    ratelimit: RateLimit
+    __slots__ = ("config", "log", "metrics", "ratelimit")
+
+    def __init__(self, config: Config, log: Log, metrics: Metrics, ratelimit: RateLimit) -> None:
+        self.config = config
+        self.log = log
+        self.metrics = metrics
+        self.ratelimit = ratelimit

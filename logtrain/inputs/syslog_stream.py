@@ -9,8 +9,6 @@ the connection stops reading until it has room (TCP backpressure).
 from __future__ import annotations
 
 import socket
-import ssl
-import tempfile
 
 import gevent
 from gevent.pool import Pool
@@ -83,7 +81,7 @@ class SyslogTCPInput(Input):
                                     reason="idle_timeout")
                 self.rt.log.debug("closing idle connection", input=self.name, peer=addr[0])
                 data = b""
-            except (OSError, ssl.SSLError) as e:
+            except OSError as e:  # ssl.SSLError included
                 self.rt.log.debug("connection error", input=self.name, peer=addr[0], error=str(e))
                 data = b""
             frames = framer.feed(data) if data else framer.finish()
@@ -102,7 +100,9 @@ class SyslogTLSInput(SyslogTCPInput):
     port_setting = "SYSLOG_TLS_PORT"
 
     def start(self) -> None:
-        self.context = server_context(self.rt.config)
+        from logtrain import tls
+
+        self.context = tls.server_context(self.rt.config)
         super().start()
 
     def wrap(self, sock: socket.socket) -> socket.socket | None:
@@ -111,45 +111,9 @@ class SyslogTLSInput(SyslogTCPInput):
             ssock.settimeout(HANDSHAKE_TIMEOUT)
             ssock.do_handshake()
             return ssock
-        except (ssl.SSLError, OSError, gevent.Timeout) as e:
+        except (OSError, gevent.Timeout) as e:  # ssl.SSLError included
             self.rt.metrics.inc("logtrain_input_connections_rejected_total", input=self.name,
                                 reason="tls_handshake")
             if self.rt.ratelimit.allow(("input-tls", self.name)) is not None:
                 self.rt.log.warning("TLS handshake failed", input=self.name, error=str(e))
             return None
-
-
-def _pem(value: str, setting: str) -> str:
-    """PEM text as the original takes it from the environment, or a file path."""
-    if value.lstrip().startswith("-----BEGIN"):
-        return value
-    try:
-        with open(value) as f:
-            return f.read()
-    except OSError as e:
-        raise ValueError(f"{setting}: neither PEM text nor a readable file ({e.strerror})") from None
-
-
-def server_context(cfg) -> ssl.SSLContext:
-    """The TLS input's context; raises ValueError naming the bad setting."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert = _pem(cfg.syslog_tls_cert_pem, "SYSLOG_TLS_CERT_PEM")
-    key = _pem(cfg.syslog_tls_key_pem, "SYSLOG_TLS_KEY_PEM")
-    # ssl loads chains only from files: a private temporary file, gone at once.
-    with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:
-        f.write(cert.rstrip() + "\n" + key)
-        f.flush()
-        try:
-            ctx.load_cert_chain(f.name)
-        except ssl.SSLError as e:
-            raise ValueError(
-                f"SYSLOG_TLS_CERT_PEM/SYSLOG_TLS_KEY_PEM: not a usable certificate and key ({e})"
-            ) from None
-    if cfg.syslog_tls_ca_pem:
-        ca = _pem(cfg.syslog_tls_ca_pem, "SYSLOG_TLS_CA_PEM")
-        try:
-            ctx.load_verify_locations(cadata=ca)
-        except (ssl.SSLError, ValueError) as e:
-            raise ValueError(f"SYSLOG_TLS_CA_PEM: not a usable CA certificate ({e})") from None
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx

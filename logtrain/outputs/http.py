@@ -13,8 +13,9 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-import urllib3
+import urllib3  # noqa: I001
 
+import logtrain.tls  # noqa: F401  (patches ssl for gevent before urllib3 loads it)
 from logtrain.outputs.base import Connection, Output, Rejected
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime

@@ -7,11 +7,8 @@ UDP_MAX_PAYLOAD).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import select
 import socket
-import ssl
 from typing import Any
 
 from logtrain.outputs.base import Connection, Output
@@ -47,10 +44,11 @@ class StreamConnection(Connection):
             return False
         try:
             return self.sock.recv(4096) == b""
-        except (ssl.SSLWantReadError, BlockingIOError):
+        except BlockingIOError:
             return False
-        except OSError:
-            return True
+        except OSError as e:
+            # a TLS record that is not complete yet is no hang-up
+            return type(e).__name__ != "SSLWantReadError"
 
     def close(self) -> None:
         self.sock.close()
@@ -83,7 +81,9 @@ class TCPOutput(Output):
 class TLSOutput(TCPOutput):
     def __init__(self, url: DrainURL, rt: Runtime) -> None:
         super().__init__(url, rt)
-        self.context = tls_client_context(url)
+        from logtrain import tls
+
+        self.context = tls.client_context(url)
 
     def connect(self) -> Connection:
         sock = self._socket()
@@ -92,25 +92,6 @@ class TLSOutput(TCPOutput):
         except Exception:
             sock.close()
             raise
-
-
-def tls_client_context(url: DrainURL) -> ssl.SSLContext:
-    """Verification on by default; ``ca=`` adds a CA (base64 of its PEM),
-    ``insecure=true`` turns verification off."""
-    ctx = ssl.create_default_context()
-    ca = url.query.get("ca")
-    if ca:
-        try:
-            # a '+' of the base64 alphabet arrives as a space when not URL-escaped
-            pem = base64.b64decode(ca.replace(" ", "+").replace("-", "+").replace("_", "/"),
-                                   validate=True).decode("ascii")
-            ctx.load_verify_locations(cadata=pem)
-        except (binascii.Error, UnicodeDecodeError, ssl.SSLError, ValueError) as e:
-            raise ValueError(f"ca= is not a base64-encoded PEM certificate ({e})") from None
-    if url.flag("insecure"):
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class DatagramConnection(Connection):

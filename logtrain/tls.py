@@ -1,0 +1,81 @@
+"""TLS contexts for the TLS input and the tls/https drains.
+
+ssl costs about 4 MB of resident memory, so it is loaded only when this module
+is: the entry point leaves ssl unpatched and unimported, and importing this
+module patches it for gevent first, so TLS sockets stay cooperative.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import sys
+import tempfile
+
+if "gevent.monkey" in sys.modules:
+    from gevent import monkey
+
+    if monkey.is_module_patched("socket") and not monkey.is_module_patched("ssl"):
+        monkey.patch_ssl()
+
+import ssl  # noqa: E402  (after gevent has patched it)
+
+from logtrain.urls import DrainURL  # noqa: E402
+
+SSLError = ssl.SSLError
+SSLWantReadError = ssl.SSLWantReadError
+
+
+def client_context(url: DrainURL) -> ssl.SSLContext:
+    """Verification on by default; ``ca=`` adds a CA (base64 of its PEM),
+    ``insecure=true`` turns verification off."""
+    ctx = ssl.create_default_context()
+    ca = url.query.get("ca")
+    if ca:
+        try:
+            # a '+' of the base64 alphabet arrives as a space when not URL-escaped
+            pem = base64.b64decode(ca.replace(" ", "+").replace("-", "+").replace("_", "/"),
+                                   validate=True).decode("ascii")
+            ctx.load_verify_locations(cadata=pem)
+        except (binascii.Error, UnicodeDecodeError, ssl.SSLError, ValueError) as e:
+            raise ValueError(f"ca= is not a base64-encoded PEM certificate ({e})") from None
+    if url.flag("insecure"):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _pem(value: str, setting: str) -> str:
+    """PEM text as the original takes it from the environment, or a file path."""
+    if value.lstrip().startswith("-----BEGIN"):
+        return value
+    try:
+        with open(value) as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"{setting}: neither PEM text nor a readable file ({e.strerror})") from None
+
+
+def server_context(cfg) -> ssl.SSLContext:
+    """The TLS input's context; raises ValueError naming the bad setting."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert = _pem(cfg.syslog_tls_cert_pem, "SYSLOG_TLS_CERT_PEM")
+    key = _pem(cfg.syslog_tls_key_pem, "SYSLOG_TLS_KEY_PEM")
+    # ssl loads chains only from files: a private temporary file, gone at once.
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:
+        f.write(cert.rstrip() + "\n" + key)
+        f.flush()
+        try:
+            ctx.load_cert_chain(f.name)
+        except ssl.SSLError as e:
+            raise ValueError(
+                f"SYSLOG_TLS_CERT_PEM/SYSLOG_TLS_KEY_PEM: not a usable certificate and key ({e})"
+            ) from None
+    if cfg.syslog_tls_ca_pem:
+        ca = _pem(cfg.syslog_tls_ca_pem, "SYSLOG_TLS_CA_PEM")
+        try:
+            ctx.load_verify_locations(cadata=ca)
+        except (ssl.SSLError, ValueError) as e:
+            raise ValueError(f"SYSLOG_TLS_CA_PEM: not a usable CA certificate ({e})") from None
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
