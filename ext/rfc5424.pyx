@@ -55,8 +55,7 @@ cdef bytes _line(object p, bint octet, Py_ssize_t max_len):
     if not octet and "\n" in msg:
         msg = msg.replace("\n", " ")
     cdef bytes line = (
-        "<" + str(fac * 8 + sev) + ">1 " + (t or "-") + " " + _clean(p.hostname, 255)
-        + " " + _clean(p.tag, 48) + " - - - " + msg
+        f"<{fac * 8 + sev}>1 {t or '-'} {_clean(p.hostname, 255)} {_clean(p.tag, 48)} - - - {msg}"
     ).encode("utf-8", "replace")
     if max_len and len(line) > max_len:
         line = _truncate_utf8(line, max_len)
@@ -71,7 +70,7 @@ def format_rfc5424(list packets, bint octet=False, Py_ssize_t max_len=0):
     for p in packets:
         line = _line(p, octet, max_len)
         if octet:
-            out.append(str(len(line)).encode() + b" " + line)
+            out.append(b"%d %s" % (len(line), line))
         else:
             out.append(line + b"\n")
     return b"".join(out)
