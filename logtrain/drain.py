@@ -238,6 +238,11 @@ class Drain:
                     self._finish(entries, False, "rejected")
                     self._log_rejected(e)
                     continue
+                except gevent.GreenletExit:
+                    # killed by close() after its timeout: leave the entries to be
+                    # counted (and their acks released) as undelivered
+                    self._requeue(entries)
+                    raise
                 except Exception as e:  # noqa: BLE001 - every failure is retried
                     self._requeue(entries)
                     if conn is not None:
