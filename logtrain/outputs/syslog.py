@@ -42,6 +42,10 @@ class StreamConnection(Connection):
         r, _, _ = select.select([self.sock], [], [], 0)
         if not r:
             return False
+        # Never block here: readable TLS may be only a session ticket, with no
+        # application data behind it.
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0)
         try:
             return self.sock.recv(4096) == b""
         except BlockingIOError:
@@ -49,6 +53,8 @@ class StreamConnection(Connection):
         except OSError as e:
             # a TLS record that is not complete yet is no hang-up
             return type(e).__name__ != "SSLWantReadError"
+        finally:
+            self.sock.settimeout(timeout)
 
     def close(self) -> None:
         self.sock.close()
