@@ -57,6 +57,12 @@ class StreamConnection(Connection):
             self.sock.settimeout(timeout)
 
     def close(self) -> None:
+        # Read what the receiver sent (TLS session tickets) before closing:
+        # unread input makes the kernel send RST, and an RST can make the
+        # receiver discard our last lines it has not read yet.
+        for _ in range(8):
+            if self._peer_closed() or not select.select([self.sock], [], [], 0)[0]:
+                break
         self.sock.close()
 
 
