@@ -50,8 +50,7 @@ cdef bytes _line(object p, bint octet, Py_ssize_t max_len):
         fac = 1
     if sev < 0 or sev > 7:
         sev = 5
-    if msg and (msg[-1] == "\n" or msg[-1] == "\r"):
-        msg = msg.rstrip("\r\n")
+    msg = msg.rstrip("\r\n")
     if not octet and "\n" in msg:
         msg = msg.replace("\n", " ")
     cdef bytes line = (

@@ -13,9 +13,6 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-import urllib3  # noqa: I001
-
-import logtrain.tls  # noqa: F401  (patches ssl for gevent before urllib3 loads it)
 from logtrain.outputs.base import Connection, Output, Rejected
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
@@ -25,11 +22,22 @@ from logtrain.urls import DrainURL
 _RETRYABLE_4XX = (408, 429)
 
 
+def _urllib3():
+    """urllib3, loaded after logtrain.tls has patched ssl for gevent. Through
+    importlib: an import sorter would put a plain ``import urllib3`` first."""
+    import importlib
+
+    import logtrain.tls  # noqa: F401
+
+    return importlib.import_module("urllib3")
+
+
 class _HTTPOutput(Output):
     content_type = "application/octet-stream"
 
     def __init__(self, url: DrainURL, rt: Runtime) -> None:
         super().__init__(url, rt)
+        urllib3 = _urllib3()
         scheme = url.scheme.removeprefix("syslog+")
         if not url.host:
             raise ValueError("no host in the URL")
