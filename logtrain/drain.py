@@ -98,10 +98,12 @@ class Drain:
         return self.buffered > self.cap // 2 and self.failures == 0
 
     def put(self, packets: list[Packet], ack: Ack | None = None) -> bool:
-        if self.closed or self.buffered >= self.cap:
+        # the bound is on memory: batches a writer holds count too
+        held = self.buffered + self.inflight
+        if self.closed or held >= self.cap:
             return self._refuse(packets, ack, "closed" if self.closed else "buffer_full")
         item, nbytes = self.output.encode(packets)
-        if self.buffered + nbytes > self.cap:
+        if held + nbytes > self.cap:
             return self._refuse(packets, ack, "buffer_full")
         if ack is not None:
             ack.hold()
@@ -111,7 +113,9 @@ class Drain:
             self.space.clear()
         self.idle.clear()
         self.data.set()
-        if (
+        if not self.writers:
+            self._spawn_writer()
+        elif (
             self.buffered > 2 * self.output.max_write
             and len(self.writers) < self.max_writers
             and self.failures == 0
@@ -185,19 +189,18 @@ class Drain:
             self.space.clear()
 
     def _finish(self, entries: list[list], ok: bool, reason: str = "") -> None:
-        size = 0
-        n = 0
-        for e in entries:
-            size += e[NBYTES]
-            n += e[NPACKETS]
-            if e[ACKS]:
-                for a in e[ACKS]:
-                    a.done(ok)
+        size = sum(e[NBYTES] for e in entries)
+        n = sum(e[NPACKETS] for e in entries)
         self.inflight -= size
+        # counted before the acks fire, so that a callback sees its delivery counted
         if ok:
             self.rt.metrics.inc("logtrain_drain_sent_total", n, drain=self.name)
         else:
             self._drop(n, reason, None)
+        for e in entries:
+            if e[ACKS]:
+                for a in e[ACKS]:
+                    a.done(ok)
         if not self.buf and not self.inflight:
             self.idle.set()
 
@@ -216,7 +219,7 @@ class Drain:
                         if conn is not None:
                             self._close_conn(conn)
                             conn = None
-                        if len(self.writers) > 1:
+                        if self._retire():
                             return
                     continue
                 now = time.monotonic()
@@ -249,7 +252,7 @@ class Drain:
                         self._close_conn(conn)
                         conn = None
                     delay = self._failed(e)
-                    if len(self.writers) > 1:
+                    if self._retire():
                         return  # shrink the pool while the endpoint is in trouble
                     if delay:
                         gevent.sleep(delay)
@@ -261,6 +264,15 @@ class Drain:
         finally:
             if conn is not None:
                 self._close_conn(conn)
+
+    def _retire(self) -> bool:
+        """Leaves the pool if another writer stays. The set is updated here, not
+        in the link callback, which runs later: writers idling at the same
+        moment would otherwise all see the others and all retire."""
+        if len(self.writers) <= 1:
+            return False
+        self.writers.discard(gevent.getcurrent())
+        return True
 
     def _close_conn(self, conn) -> None:
         self.connections -= 1
