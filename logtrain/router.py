@@ -148,7 +148,7 @@ class Router:
                     else:
                         lst.extend(pkts)
         if dead:
-            self.rt.metrics.inc("logtrain_dead_packets_total", dead)
+            self._dead(dead, packets)
         congested = []
         for d, pkts in per_drain.items():
             d.put(pkts, ack)
@@ -157,6 +157,14 @@ class Router:
         if ack is not None:
             ack.done()
         return congested
+
+    def _dead(self, n: int, packets: list[Packet]) -> None:
+        self.rt.metrics.inc("logtrain_dead_packets_total", n)
+        held = self.rt.ratelimit.allow("dead-packets")
+        if held is not None:
+            example = next((p.hostname for p in packets if not self._cache.get(p.hostname)), "")
+            self.rt.log.warning("no route for packets: dropped", packets=n, hostname=example,
+                                dead_batches_since_last_report=held)
 
     # ----------------------------------------------------------------- lifecycle
 

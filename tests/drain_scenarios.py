@@ -86,7 +86,7 @@ def wait(pred, timeout: float = 10.0) -> bool:
 
 
 def scenario_routing() -> dict:
-    rt, _ = runtime()
+    rt, out = runtime()
     d = Path(tempfile.mkdtemp())
     r = Router(rt)
     f = {n: f"file://{d}/{n}.log" for n in ("exact", "glob", "all", "both")}
@@ -117,7 +117,8 @@ def scenario_routing() -> dict:
 
     return {"exact": msgs("exact"), "glob": msgs("glob"), "both": msgs("both"), "all": msgs("all"),
             "dead": rt.metrics.get("logtrain_dead_packets_total"), "errors": errors,
-            "opened": [Path(u).name for u in opened_before], "still": still, "closed": closed}
+            "opened": [Path(u).name for u in opened_before], "still": still, "closed": closed,
+            "dead_logs": [x for x in out.getvalue().splitlines() if "no route" in x]}
 
 
 def scenario_ack() -> dict:

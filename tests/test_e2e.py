@@ -215,7 +215,8 @@ def test_routes_hot_reload_while_lines_flow(tmp_path, certs, agents):
         agent.set_routes(f"seqhost  {url_a}\n*.never  {url_a}\nseq*  {url_b}\n")  # add B
         time.sleep(2.0)
         t_remove = time.monotonic()
-        agent.set_routes(f"seq*  {url_b}\n")  # remove A
+        # remove A; a bad line is reported with its number and the others still load
+        agent.set_routes(f"seq*  {url_b}\nnot-a-route\n")
         time.sleep(2.0)
         t_edit = time.monotonic()
         agent.set_routes(f"seq*  {url_a}?framing=octet\n")  # edit: B's line now points at A
@@ -246,6 +247,7 @@ def test_routes_hot_reload_while_lines_flow(tmp_path, certs, agents):
         assert at_a[s] + at_b[s] >= 1, s
     assert all(n == 1 for n in at_a.values()) and all(n == 1 for n in at_b.values()), "duplicates"
     assert len(sent_in(t_add + 1.0, t_remove)) > 300
+    assert f"{agent.routes_path}:2: expected 'HOSTNAME-OR-GLOB DRAIN-URL'" in agent.log()
 
 
 def test_drain_outage_buffers_and_logs_once(tmp_path, rsyslog, agents):

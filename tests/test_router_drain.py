@@ -24,6 +24,7 @@ def test_routing_table():
     assert sorted(r["glob"]) == ["a", "b", "e"]  # web-* matches web-1 and WEB-2
     assert r["both"] == ["c", "f"]  # kept while the second datasource still has the route
     assert r["dead"] == 2  # "nobody", then "api.prod" once its last route was gone
+    assert len(r["dead_logs"]) == 1 and "hostname=nobody" in r["dead_logs"][0]  # said once a minute
     assert r["opened"] == ["both.log", "exact.log", "glob.log"]  # drains only for used routes
     assert r["still"] is True and r["closed"] is True
     assert "unknown drain scheme 'kafka'" in r["errors"][0]
