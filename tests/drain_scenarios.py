@@ -118,7 +118,7 @@ def scenario_routing() -> dict:
     return {"exact": msgs("exact"), "glob": msgs("glob"), "both": msgs("both"), "all": msgs("all"),
             "dead": rt.metrics.get("logtrain_dead_packets_total"), "errors": errors,
             "opened": [Path(u).name for u in opened_before], "still": still, "closed": closed,
-            "dead_logs": [x for x in out.getvalue().splitlines() if "no route" in x]}
+            "dead_logs": [x for x in out.getvalue().splitlines() if "no route for packets" in x]}
 
 
 def scenario_ack() -> dict:
