@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -23,16 +24,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free for both TCP and UDP on 127.0.0.1."""
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP on 127.0.0.1, chosen below the kernel's
+    ephemeral range: a port from bind(0) can be taken by any outgoing
+    connection before the process it is meant for binds it."""
+    top = _ephemeral_start()
     while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        port = random.randrange(10000, top)
         try:
-            with socket.socket(socket.AF_INET, other) as s:
-                s.bind(("127.0.0.1", port))
+            for k in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, k) as s:
+                    s.bind(("127.0.0.1", port))
         except OSError:
             continue
         return port
@@ -206,7 +215,7 @@ class Rsyslog:
         workdir.mkdir(parents=True, exist_ok=True)
         self.out = workdir / "received.log"
         self.tcp_port = free_port()
-        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.udp_port = free_port()
         self.tls_port = free_port() if certs else None
         self.conf = workdir / "rsyslog.conf"
         tls_global = tls_input = ""

@@ -36,6 +36,15 @@ def agents():
         a.stop()
 
 
+def tcp_agent(workdir, routes: str, agents: list, **env: str) -> Agent:
+    """An agent with a syslog TCP input, stopped by the ``agents`` fixture."""
+    port = free_port()
+    a = Agent(workdir, {"SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(port), **env}, routes).start()
+    a.tcp = port
+    agents.append(a)
+    return a
+
+
 def expected(tag: str, n: int) -> Counter:
     return Counter(f"{tag} msg-{i} h\u00e9llo \u2713 [x] end" for i in range(n))
 
@@ -92,7 +101,7 @@ def test_logger_through_agent_to_rsyslog(case, tmp_path, rsyslog, certs, agents)
     logger_args, kind, drain = CASES[case]
     drain = drain.format(tcp=rsyslog.tcp_port, udp=rsyslog.udp_port, tls=rsyslog.tls_port,
                          ca=b64(certs["ca.pem"]))
-    port = free_port(socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+    port = free_port()
     env = {"tcp": {"SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(port)},
            "udp": {"SYSLOG_UDP": "true", "SYSLOG_UDP_PORT": str(port)},
            "tls": tls_env(certs, port)}[kind]
@@ -202,13 +211,10 @@ def test_routes_hot_reload_while_lines_flow(tmp_path, certs, agents):
     a = Rsyslog(tmp_path / "a").start()
     b = Rsyslog(tmp_path / "b").start()
     try:
-        port = free_port()
         url_a = f"syslog+tcp://127.0.0.1:{a.tcp_port}"
         url_b = f"syslog+tcp://127.0.0.1:{b.tcp_port}"
-        agent = Agent(tmp_path / "agent", {"SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(port)},
-                      f"seqhost  {url_a}\n").start()
-        agents.append(agent)
-        sender = Sender(port, 400)
+        agent = tcp_agent(tmp_path / "agent", f"seqhost  {url_a}\n", agents)
+        sender = Sender(agent.tcp, 400)
         sender.start()
         time.sleep(1.5)
         t_add = time.monotonic()
@@ -251,13 +257,9 @@ def test_routes_hot_reload_while_lines_flow(tmp_path, certs, agents):
 
 
 def test_drain_outage_buffers_and_logs_once(tmp_path, rsyslog, agents):
-    port = free_port()
-    agent = Agent(tmp_path / "agent",
-                  {"SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(port), "DRAIN_BACKOFF_MAX": "0.5",
-                   "DRAIN_PAUSE_INTERVAL": "1"},
-                  f"*  syslog+tcp://127.0.0.1:{rsyslog.tcp_port}\n").start()
-    agents.append(agent)
-    sender = Sender(port, 1000)
+    agent = tcp_agent(tmp_path / "agent", f"*  syslog+tcp://127.0.0.1:{rsyslog.tcp_port}\n", agents,
+                      DRAIN_BACKOFF_MAX="0.5", DRAIN_PAUSE_INTERVAL="1")
+    sender = Sender(agent.tcp, 1000)
     sender.start()
     time.sleep(1.5)
     t_stopping = time.monotonic()
@@ -295,13 +297,10 @@ def test_drain_outage_buffers_and_logs_once(tmp_path, rsyslog, agents):
 
 
 def test_sigterm_delivers_buffered_lines(tmp_path, rsyslog, agents):
-    port = free_port()
-    agent = Agent(tmp_path / "agent",
-                  {"SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(port), "DRAIN_BACKOFF_MAX": "0.5",
-                   "DRAIN_PAUSE_INTERVAL": "1"},
-                  f"*  syslog+tcp://127.0.0.1:{rsyslog.tcp_port}\n").start()
+    agent = tcp_agent(tmp_path / "agent", f"*  syslog+tcp://127.0.0.1:{rsyslog.tcp_port}\n", [],
+                      DRAIN_BACKOFF_MAX="0.5", DRAIN_PAUSE_INTERVAL="1")
     rsyslog.stop()
-    with socket.create_connection(("127.0.0.1", port)) as s:
+    with socket.create_connection(("127.0.0.1", agent.tcp)) as s:
         s.sendall(b"".join(b"<14>1 - h app - - - buffered=%d\n" % i for i in range(5000)))
     wait_for(lambda: agent.metric("logtrain_drain_buffer_bytes") > 0, 5, what="lines buffered")
     rsyslog.start()

@@ -27,7 +27,7 @@ def certs(tmp_path_factory):
 @pytest.fixture
 def agent(tmp_path, certs):
     out = tmp_path / "out.log"
-    ports = {"tcp": free_port(), "udp": free_port(socket.SOCK_DGRAM), "tls": free_port()}
+    ports = {"tcp": free_port(), "udp": free_port(), "tls": free_port()}
     a = Agent(tmp_path / "agent", {
         "SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(ports["tcp"]),
         "SYSLOG_UDP": "true", "SYSLOG_UDP_PORT": str(ports["udp"]),
@@ -56,6 +56,11 @@ def wait_messages(agent, want: set[str], timeout: float = 10) -> list[str]:
 
 def rejected(agent, inp: str, reason: str) -> float:
     return agent.metric("logtrain_input_rejected_total", input=inp, reason=reason)
+
+
+def wait_rejections(agent, inp: str, reasons: dict[str, int]) -> None:
+    for reason, n in reasons.items():
+        wait_for(lambda r=reason, n=n: rejected(agent, inp, r) == n, 5, what=f"{inp} {reason}={n}")
 
 
 class GoodClient(threading.Thread):
@@ -108,8 +113,7 @@ def test_tcp_hostile_frames(agent):
     good.join()
     got = wait_messages(agent, want | good.expected())
     assert sorted(m for m in got if not m.startswith("other-")) == sorted(want)
-    for reason, n in reasons.items():
-        wait_for(lambda r=reason, n=n: rejected(agent, "syslog_tcp", r) == n, 5, what=f"{reason}={n}")
+    wait_rejections(agent, "syslog_tcp", reasons)
     assert agent.metric("logtrain_input_rejected_total", input="syslog_tcp") == sum(reasons.values())
 
 
@@ -229,8 +233,7 @@ def test_tls_hostile(agent):
     good.join()
     got = wait_messages(agent, want | good.expected())
     assert sorted(m for m in got if not m.startswith("tcp-during-tls")) == sorted(want)
-    for reason, n in reasons.items():
-        wait_for(lambda r=reason, n=n: rejected(agent, "syslog_tls", r) == n, 5, what=f"{reason}={n}")
+    wait_rejections(agent, "syslog_tls", reasons)
 
 
 def test_http_syslog_hostile(agent):
