@@ -186,7 +186,8 @@ def load(
             if setting is None:
                 raise ConfigError(f"config file {path}: unknown setting {key!r}")
             value = _convert(setting, raw, f"config file {path}")
-            if setting.name in _PATHS and value and not os.path.isabs(value):
+            if (setting.name in _PATHS and value and not os.path.isabs(value)
+                    and not value.lstrip().startswith("-----BEGIN")):  # PEM text, not a path
                 # relative to the file, so an example directory works from anywhere
                 value = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), value))
             values[setting.name] = value

@@ -48,6 +48,11 @@ def test_precedence_flags_env_file_defaults(tmp_path):
     assert cfg.routes_file == str(tmp_path / "routes")  # relative to the file
     assert (cfg.origin("HTTP_PORT"), cfg.origin("SYSLOG_TCP_PORT"), cfg.origin("ENVOY_PORT")) == (
         "environment", "file", "default")
+    f.write_text(f.read_text() + 'syslog_tls_ca_pem = """-----BEGIN CERTIFICATE-----\nAA==\n"""\n'
+                 'syslog_tls_key_pem = "tls/key.pem"\n')
+    cfg = load(env={}, config_file=str(f))
+    assert cfg.syslog_tls_ca_pem.startswith("-----BEGIN")  # PEM text stays text
+    assert cfg.syslog_tls_key_pem == str(tmp_path / "tls" / "key.pem")
     cfg = load(env={"HTTP_PORT": "8000", "LOGTRAIN_CONFIG": str(f)}, flags={"HTTP_PORT": "6000"})
     assert cfg.http_port == 6000 and cfg.origin("HTTP_PORT") == "flag"
 
