@@ -87,10 +87,6 @@ class Drain:
     # ----------------------------------------------------------------- input side
 
     @property
-    def healthy(self) -> bool:
-        return self.failures == 0
-
-    @property
     def congested(self) -> bool:
         """Over half full while the endpoint is taking data: inputs that can
         push back should wait (a failing endpoint is not waited for: its

@@ -79,9 +79,6 @@ class Router:
         self._changed(table is self.globs)
         return True
 
-    def source_routes(self, source: str) -> list[tuple[str, str]]:
-        return [(h, u) for (s, h, u), n in self.routes.items() if s == source for _ in range(n)]
-
     def _changed(self, globs: bool) -> None:
         if globs:
             self._glob_list = [
