@@ -11,6 +11,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gevent import monkey
 
+    _skip_gevent_plugins()
     monkey.patch_all(ssl=False)
     sys.modules["ssl"] = None  # type: ignore[assignment]  # http.client loads ssl if it can
     try:
@@ -57,6 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"logtrain: configuration error: {e}", file=sys.stderr)
         return 2
+
+
+def _skip_gevent_plugins() -> None:
+    """gevent announces each patch to plugins found through package entry
+    points, which loads importlib.metadata, email, zipfile and csv (~1.3 MB
+    resident). logtrain uses no gevent plugin; if gevent's hook moves, this
+    does nothing and plugins are looked up as usual."""
+    try:
+        import gevent.events as events
+
+        if callable(getattr(events, "notify_and_call_entry_points", None)):
+            events.notify_and_call_entry_points = events.notify
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def _check(cfg) -> int:
