@@ -51,6 +51,9 @@ class Ack:
             self.callback(self.ok)
 
 
+# Buffered bytes above which a healthy drain asks inputs to wait (see congested).
+HIGH_WATER = 1 << 20
+
 # A buffered entry: [item, nbytes, npackets, acks or None]
 ITEM, NBYTES, NPACKETS, ACKS = range(4)
 
@@ -62,6 +65,7 @@ class Drain:
         self.rt = rt
         self.name = output.url.safe
         self.cap = cfg.drain_buffer_size
+        self.high_water = min(self.cap // 2, HIGH_WATER)
         self.max_writers = cfg.drain_max_connections
         self.buf: deque[list] = deque()
         self.buffered = 0  # bytes in buf
@@ -88,10 +92,12 @@ class Drain:
 
     @property
     def congested(self) -> bool:
-        """Over half full while the endpoint is taking data: inputs that can
-        push back should wait (a failing endpoint is not waited for: its
-        buffer fills and then drops, so it never stalls the other drains)."""
-        return self.buffered > self.cap // 2 and self.failures == 0
+        """Holding more than ``high_water`` while the endpoint is taking data:
+        inputs that can push back should wait. A healthy drain needs little
+        buffer, so the rest of the cap stays free for outages; a failing
+        endpoint is not waited for (its buffer fills, then drops), so it never
+        stalls the other drains."""
+        return self.buffered > self.high_water and self.failures == 0
 
     def put(self, packets: list[Packet], ack: Ack | None = None) -> bool:
         # the bound is on memory: batches a writer holds count too
@@ -105,7 +111,7 @@ class Drain:
             ack.hold()
         self.buf.append([item, nbytes, len(packets), [ack] if ack else None])
         self.buffered += nbytes
-        if self.buffered > self.cap // 2:
+        if self.buffered > self.high_water:
             self.space.clear()
         self.idle.clear()
         self.data.set()
@@ -172,7 +178,7 @@ class Drain:
             entries.append(e)
         self.buffered -= size
         self.inflight += size
-        if self.buffered <= self.cap // 2:
+        if self.buffered <= self.high_water:
             self.space.set()
         return entries
 
@@ -181,7 +187,7 @@ class Drain:
         self.buf.extendleft(reversed(entries))
         self.inflight -= size
         self.buffered += size
-        if self.buffered > self.cap // 2:
+        if self.buffered > self.high_water:
             self.space.clear()
 
     def _finish(self, entries: list[list], ok: bool, reason: str = "") -> None:
