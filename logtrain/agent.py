@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import signal
 import time
+from typing import Any
 
 import gevent
 from gevent.event import Event
@@ -28,7 +29,8 @@ class Agent:
         self.router = Router(self.rt)
         self.http = HTTPServer(self.rt)
         self.inputs: list[Input] = []
-        self.datasources: list[StaticRoutes] = []
+        self.datasources: list[Any] = []
+        self.closers: list[Any] = []
         self.stopping = Event()
         self.stats: gevent.Greenlet | None = None
 
@@ -41,6 +43,25 @@ class Agent:
             if errors:
                 raise ConfigError("ROUTES_FILE: " + "; ".join(errors))
             self.datasources.append(ds)
+        if cfg.postgres:
+            from logtrain.datasources.postgres import PostgresRoutes
+
+            pgds = PostgresRoutes(rt, self.router, cfg.database_url)
+            error = pgds.load()
+            if error:
+                rt.log.error("postgres datasource unavailable at start; retrying in the "
+                             "background", database=pgds.safe_url, error=error)
+            self.datasources.append(pgds)
+        if cfg.api_token:
+            from logtrain.api import RoutesAPI
+
+            RoutesAPI(rt, self.datasources).register(self.http, cfg.api_token)
+        if cfg.persistent:
+            from logtrain.api import PersistentAPI
+
+            papi = PersistentAPI(rt)
+            papi.register(self.http, cfg.api_token)
+            self.closers.append(papi)
         if cfg.metrics:
             self.http.add("/metrics", ("GET",), lambda env, body: (
                 "200 OK", [("Content-Type", "text/plain; version=0.0.4")],
@@ -96,6 +117,8 @@ class Agent:
         self.http.stop()
         for ds in self.datasources:
             ds.stop()
+        for c in self.closers:
+            c.close()
         if self.stats is not None:
             self.stats.kill()
         buffered = sum(d.buffered + d.inflight for d in self.router.drains.values())

@@ -65,6 +65,8 @@ SETTINGS: list[Setting] = [
     S("PERSISTENT", "bool", False, "the persistent:// drain and its read endpoint"),
     S("PERSISTENT_DATABASE_URL", "str", "", "Postgres URL of the persistent drain", secret=True, url=True),
     S("PERSISTENT_PATH", "str", "/logs/", "HTTP path prefix serving persistent logs"),
+    S("API_TOKEN", "str", "", "bearer token of the routes API (off when unset) and of persistent reads",
+      secret=True),
     # Limits and tuning added by this project.
     S("MAX_FRAME_SIZE", "size", 65536, "largest syslog frame accepted, bytes"),
     S("IDLE_TIMEOUT", "float", 300.0, "seconds before a silent input connection is closed"),
@@ -80,6 +82,7 @@ SETTINGS: list[Setting] = [
     S("DRAIN_PAUSE_INTERVAL", "float", 30.0, "seconds between attempts of a paused drain"),
     S("DRAIN_IDLE_TIMEOUT", "float", 60.0, "seconds before an idle drain connection is closed"),
     S("UDP_MAX_PAYLOAD", "size", 2048, "largest syslog+udp datagram sent, bytes"),
+    S("DATASOURCE_BACKOFF_MAX", "float", 30.0, "longest wait between reconnections to a datasource, seconds"),
     S("SHUTDOWN_TIMEOUT", "float", 10.0, "seconds to flush drains on SIGTERM"),
     S("STATS_INTERVAL", "float", 60.0, "seconds between progress lines in the agent's log (0: never)"),
 ]
@@ -208,11 +211,9 @@ def load(
 
 
 NOT_YET = {
-    "POSTGRES": "the Postgres datasource",
     "KUBERNETES_DATASOURCE": "the Kubernetes datasource",
     "KUBERNETES": "the Kubernetes file input",
     "ENVOY": "the Envoy access-log input",
-    "PERSISTENT": "the persistent drain",
 }
 
 
@@ -235,6 +236,15 @@ def validate(cfg: Config) -> None:
     for name, what in NOT_YET.items():
         if cfg._values[name]:
             raise ConfigError(f"{name}=true: {what} is not available in this version yet")
+    for flag, url in (("POSTGRES", "DATABASE_URL"), ("PERSISTENT", "PERSISTENT_DATABASE_URL")):
+        value = cfg._values[url]
+        if cfg._values[flag] and not value:
+            raise ConfigError(f"{url}: required when {flag}=true "
+                              "(for example postgres://user:password@host:5432/dbname)")
+        if value and "://" in value and not value.startswith(("postgres://", "postgresql://")):
+            raise ConfigError(f"{url}: expected a postgres:// URL, got {redact_url(value)!r}")
+    if not cfg.persistent_path.endswith("/"):
+        raise ConfigError(f"PERSISTENT_PATH: must end with '/', got {cfg.persistent_path!r}")
     if cfg.syslog_tls:
         for name in ("SYSLOG_TLS_CERT_PEM", "SYSLOG_TLS_KEY_PEM"):
             if not cfg._values[name]:

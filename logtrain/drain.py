@@ -66,7 +66,8 @@ class Drain:
         self.name = output.url.safe
         self.cap = cfg.drain_buffer_size
         self.high_water = min(self.cap // 2, HIGH_WATER)
-        self.max_writers = cfg.drain_max_connections
+        self.max_writers = min(cfg.drain_max_connections,
+                               output.max_connections or cfg.drain_max_connections)
         self.buf: deque[list] = deque()
         self.buffered = 0  # bytes in buf
         self.inflight = 0  # bytes taken by writers, not yet delivered

@@ -1,6 +1,7 @@
-"""The one HTTP server on HTTP_PORT, shared by the HTTP inputs, /metrics and /health.
+"""The one HTTP server on HTTP_PORT, shared by the HTTP inputs, the routes API,
+persistent reads, /metrics and /health.
 
-Handlers are registered by exact path and return (status, headers, body); the
+Handlers are registered by exact path or by prefix and return (status, headers, body); the
 server enforces HTTP_MAX_BODY before a handler reads anything.
 """
 
@@ -16,6 +17,7 @@ from logtrain.runtime import Runtime
 
 Response = tuple[str, list[tuple[str, str]], bytes]
 Handler = Callable[[dict, bytes], Response]
+Guard = Callable[[dict], Response | None]
 
 
 def json_response(status: str, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -42,13 +44,43 @@ class HTTPServer:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {}
+        self.prefixes: list[tuple[str, tuple[str, ...], Handler]] = []
+        self.max_body: dict[str, int] = {}  # path or prefix -> smaller body limit
+        self.guards: dict[str, Guard] = {}  # path or prefix -> check before the body is read
         self.server: WSGIServer | None = None
         self.add("/health", ("GET",), lambda env, body: ("200 OK", [], b"ok\n"))
 
-    def add(self, path: str, methods: tuple[str, ...], handler: Handler) -> None:
+    def add(self, path: str, methods: tuple[str, ...], handler: Handler,
+            max_body: int = 0, guard: Guard | None = None) -> None:
         if path in self.routes:
             raise ValueError(f"HTTP path {path} is used twice")
         self.routes[path] = (methods, handler)
+        if max_body:
+            self.max_body[path] = max_body
+        if guard:
+            self.guards[path] = guard
+
+    def add_prefix(self, prefix: str, methods: tuple[str, ...], handler: Handler,
+                   max_body: int = 0, guard: Guard | None = None) -> None:
+        """Serves every path under ``prefix`` (which ends with '/'); the handler
+        finds the rest of the path in ``env['PATH_INFO']``."""
+        if any(p == prefix for p, _, _ in self.prefixes):
+            raise ValueError(f"HTTP path {prefix} is used twice")
+        self.prefixes.append((prefix, methods, handler))
+        self.prefixes.sort(key=lambda r: -len(r[0]))  # the longest prefix wins
+        if max_body:
+            self.max_body[prefix] = max_body
+        if guard:
+            self.guards[prefix] = guard
+
+    def _find(self, path: str) -> tuple[str, tuple[str, ...], Handler] | None:
+        route = self.routes.get(path)
+        if route is not None:
+            return path, route[0], route[1]
+        for prefix, methods, handler in self.prefixes:
+            if path.startswith(prefix) and len(path) > len(prefix):
+                return prefix, methods, handler
+        return None
 
     def start(self) -> None:
         cfg = self.rt.config
@@ -66,16 +98,21 @@ class HTTPServer:
         return [body]
 
     def _dispatch(self, env: dict) -> Response:
-        route = self.routes.get(env.get("PATH_INFO", ""))
+        route = self._find(env.get("PATH_INFO", ""))
         if route is None:
             return json_response("404 Not Found", {"error": "no such path"})
-        methods, handler = route
+        key, methods, handler = route
         if env["REQUEST_METHOD"] not in methods:
             return json_response("405 Method Not Allowed", {"error": "use " + " or ".join(methods)},
                                  [("Allow", ", ".join(methods))])
+        guard = self.guards.get(key)
+        if guard is not None:
+            refused = guard(env)
+            if refused is not None:
+                return refused
         body = b""
         if env["REQUEST_METHOD"] in ("POST", "PUT"):
-            limit = self.rt.config.http_max_body
+            limit = self.max_body.get(key) or self.rt.config.http_max_body
             try:
                 length = int(env.get("CONTENT_LENGTH") or -1)
             except ValueError:

@@ -143,8 +143,12 @@ class Agent:
         return total
 
     def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        return self.request("POST", path, body, headers)
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict | None = None) -> tuple[int, dict, bytes]:
         req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body,
-                                     method="POST", headers=headers or {})
+                                     method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, dict(r.headers), r.read()

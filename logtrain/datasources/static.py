@@ -98,6 +98,11 @@ class StaticRoutes:
     def start(self) -> None:
         self.watcher = gevent.spawn(self._watch)
 
+    def listing(self) -> list[dict]:
+        """The routes in effect, for GET /routes (read-only: edit the file)."""
+        return [{"hostname": h, "endpoint": redact_url(u), "source": "file"}
+                for (h, u), k in sorted(self.current.items()) for _ in range(k)]
+
     def stop(self) -> None:
         if self.watcher is not None:
             self.watcher.kill()

@@ -23,11 +23,12 @@ REGISTRY: dict[str, str] = {
     "https": "logtrain.outputs.http:JSONHTTPOutput",
     "file": "logtrain.outputs.local:FileOutput",
     "stdout": "logtrain.outputs.local:StdoutOutput",
+    "persistent": "logtrain.outputs.persistent:PersistentOutput",
 }
 
 # Named by the design, served by later versions: say so rather than "unknown".
 PLANNED = ("es", "es+http", "es+https", "elasticsearch", "elasticsearch+http",
-           "elasticsearch+https", "persistent")
+           "elasticsearch+https")
 
 
 def create_output(raw: str, rt: Runtime) -> Output:

@@ -33,6 +33,9 @@ class Output:
     flush_interval = 0.0
     #: bytes gathered into one write
     max_write = 256 << 10
+    #: most connections (writers) for one drain; 0: DRAIN_MAX_CONNECTIONS. A drain
+    #: whose endpoint must receive batches in order sets 1.
+    max_connections = 0
 
     def __init__(self, url: DrainURL, rt: Runtime) -> None:
         self.url = url

@@ -1,0 +1,166 @@
+"""The routes API and persistent reads on HTTP_PORT.
+
+    GET    /routes           every route in effect, from every datasource
+    POST   /routes           {"hostname": ..., "endpoint": ...} into the writable datasource
+    DELETE /routes/{id}      a route of the writable datasource, by id
+    GET    {PERSISTENT_PATH}{KEY}   the lines a persistent://KEY drain kept
+
+The routes API exists only when API_TOKEN is set, and every request needs
+``Authorization: Bearer API_TOKEN``; persistent reads need it too when it is set.
+Endpoints are shown with their credentials masked, in responses and log lines.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import uuid
+from typing import Any
+
+from logtrain.httpserver import HTTPServer, Response, json_response
+from logtrain.outputs import create_output
+from logtrain.runtime import Runtime
+from logtrain.urls import redact_url
+
+API_MAX_BODY = 64 << 10
+MAX_HOSTNAME = 255
+
+
+class TokenGuard:
+    def __init__(self, token: str) -> None:
+        self.token = token.encode()
+
+    def __call__(self, env: dict) -> Response | None:
+        auth = env.get("HTTP_AUTHORIZATION", "")
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return json_response("401 Unauthorized", {"error": "missing bearer token"},
+                                 [("WWW-Authenticate", 'Bearer realm="logtrain"')])
+        if not hmac.compare_digest(given.strip().encode(), self.token):
+            return json_response("401 Unauthorized", {"error": "wrong token"},
+                                 [("WWW-Authenticate", 'Bearer error="invalid_token"')])
+        return None
+
+
+class RoutesAPI:
+    def __init__(self, rt: Runtime, datasources: list[Any]) -> None:
+        self.rt = rt
+        self.datasources = datasources
+
+    def register(self, http: HTTPServer, token: str) -> None:
+        guard = TokenGuard(token)
+        http.add("/routes", ("GET", "POST"), self._routes, API_MAX_BODY, guard)
+        http.add_prefix("/routes/", ("GET", "DELETE"), self._route, API_MAX_BODY, guard)
+
+    def _writable(self) -> Any:
+        return next((d for d in self.datasources if getattr(d, "writable", False)), None)
+
+    def _routes(self, env: dict, body: bytes) -> Response:
+        if env["REQUEST_METHOD"] == "GET":
+            out = []
+            for ds in self.datasources:
+                out.extend(ds.listing())
+            return json_response("200 OK", out)
+        return self._create(body)
+
+    def _create(self, body: bytes) -> Response:
+        ds = self._writable()
+        if ds is None:
+            return json_response("409 Conflict", {
+                "error": "no writable datasource: POST /routes needs POSTGRES=true"})
+        try:
+            obj = json.loads(body)
+        except ValueError as e:
+            return json_response("400 Bad Request", {"error": f"body is not JSON: {e}"})
+        if not isinstance(obj, dict):
+            return json_response("400 Bad Request", {"error": "expected a JSON object"})
+        host, endpoint = obj.get("hostname"), obj.get("endpoint")
+        if not isinstance(host, str) or not host or len(host) > MAX_HOSTNAME or \
+                any(c.isspace() or not c.isprintable() for c in host):
+            return json_response("400 Bad Request", {
+                "error": "hostname must be a string of 1-255 printable characters without "
+                         "spaces (a glob such as *.example is allowed)"})
+        if not isinstance(endpoint, str) or not endpoint:
+            return json_response("400 Bad Request", {"error": "endpoint must be a drain URL"})
+        try:
+            create_output(endpoint, self.rt)
+        except ValueError as e:
+            return json_response("400 Bad Request", {"error": f"endpoint: {e}"})
+        try:
+            drain = ds.insert(host, endpoint)
+        except Exception as e:  # noqa: BLE001 - the database's trouble, not the request's
+            return self._unavailable(e)
+        self.rt.log.info("route added through the API", id=drain, hostname=host,
+                         endpoint=redact_url(endpoint))
+        return json_response("201 Created", {"id": drain, "hostname": host,
+                                             "endpoint": redact_url(endpoint),
+                                             "source": ds.source},
+                             [("Location", f"/routes/{drain}")])
+
+    def _route(self, env: dict, body: bytes) -> Response:
+        raw = env["PATH_INFO"][len("/routes/"):]
+        try:
+            drain = str(uuid.UUID(raw))
+        except ValueError:
+            return json_response("400 Bad Request", {"error": "a route id is a UUID"})
+        if env["REQUEST_METHOD"] == "GET":
+            for ds in self.datasources:
+                for r in ds.listing():
+                    if r.get("id") == drain:
+                        return json_response("200 OK", r)
+            return json_response("404 Not Found", {"error": "no such route"})
+        ds = self._writable()
+        if ds is None:
+            return json_response("409 Conflict", {
+                "error": "no writable datasource: DELETE /routes needs POSTGRES=true"})
+        try:
+            found = ds.delete(drain)
+        except Exception as e:  # noqa: BLE001
+            return self._unavailable(e)
+        if not found:
+            return json_response("404 Not Found", {"error": "no such route"})
+        self.rt.log.info("route deleted through the API", id=drain)
+        return "204 No Content", [], b""
+
+    def _unavailable(self, err: Exception) -> Response:
+        from logtrain import pg
+
+        reason = pg.describe(err, getattr(self._writable(), "url", ""))
+        self.rt.log.warning("routes API: database unavailable", error=reason)
+        return json_response("503 Service Unavailable",
+                             {"error": f"database unavailable: {reason}"},
+                             [("Retry-After", "5")])
+
+
+class PersistentAPI:
+    def __init__(self, rt: Runtime) -> None:
+        from logtrain.outputs.persistent import PersistentReader
+
+        self.rt = rt
+        self.reader = PersistentReader(rt)
+
+    def register(self, http: HTTPServer, token: str) -> None:
+        http.add_prefix(self.rt.config.persistent_path, ("GET",), self._get,
+                        guard=TokenGuard(token) if token else None)
+
+    def _get(self, env: dict, body: bytes) -> Response:
+        from logtrain import pg
+        from logtrain.outputs.persistent import KEY
+
+        key = env["PATH_INFO"][len(self.rt.config.persistent_path):]
+        if not KEY.fullmatch(key):
+            return json_response("400 Bad Request", {"error": "malformed key"})
+        try:
+            data = self.reader.read(key)
+        except Exception as e:  # noqa: BLE001
+            reason = pg.describe(e, self.reader.url)
+            self.rt.log.warning("persistent read: database unavailable", error=reason)
+            return json_response("503 Service Unavailable",
+                                 {"error": f"database unavailable: {reason}"},
+                                 [("Retry-After", "5")])
+        if data is None:
+            return json_response("404 Not Found", {"error": "no such key"})
+        return "200 OK", [("Content-Type", "text/plain; charset=utf-8")], data
+
+    def close(self) -> None:
+        self.reader.close()
