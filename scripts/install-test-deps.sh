@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real peers the end-to-end tests talk to: rsyslog (with its
 # OpenSSL network driver for the TLS listener), util-linux logger, openssl,
-# and socat (logger speaks no TLS: socat carries its lines over TLS).
+# socat (logger speaks no TLS: socat carries its lines over TLS), and the
+# PostgreSQL server binaries (the tests run their own throwaway cluster with
+# initdb and pg_ctl; no system service is needed).
 # Idempotent; runs as root (as on CI) or through sudo.
 set -euo pipefail
 need=()
@@ -10,6 +12,8 @@ command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
 command -v logger >/dev/null 2>&1 || need+=(bsdutils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
