@@ -478,3 +478,48 @@ def test_insert_to_first_line_latency(pg: PostgresServer, tmp_path: Path):
         stop.set()
         probe.close()
         assert agent.stop() == 0
+
+
+def test_connection_cut_is_reconnected(pg: PostgresServer, tmp_path: Path):
+    db = pg.new_database("cut")
+    a = tmp_path / "a.log"
+    agent, probe = start_agent(tmp_path, {"POSTGRES": "true", "DATABASE_URL": pg.url(db)})
+    try:
+        cut = pg.sql("select pg_terminate_backend(pid) from pg_stat_activity "
+                     "where datname = %s and application_name = 'logtrain'", (db,))
+        assert cut, "the agent's connection was not found"
+        wait_for(lambda: "postgres datasource disconnected" in agent.log(), 5)
+        wait_for(lambda: "postgres datasource reconnected" in agent.log(), 5)
+        pg.sql("insert into drains (hostname, endpoint) values ('after', %s)", (f"file://{a}",),
+               dbname=db)
+        assert probe.arrives("after", a) < 1.0
+    finally:
+        probe.close()
+        assert agent.stop() == 0
+
+
+def test_a_silent_database_never_blocks_the_agent(tmp_path: Path):
+    """A server that accepts connections and never answers: libpq would wait
+    forever in a blocking call; the agent keeps serving its inputs."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: [held.append(silent.accept()[0]) for _ in range(100)],
+                     daemon=True).start()
+    port = silent.getsockname()[1]
+    out = tmp_path / "out.log"
+    agent, probe = start_agent(tmp_path, {"POSTGRES": "true",
+                                          "DATABASE_URL": f"postgresql://u:{PASSWORD}@127.0.0.1:{port}/x"},
+                               routes=f"live file://{out}\n")
+    try:
+        for _ in range(20):  # while the datasource waits on the silent server
+            t = time.monotonic()
+            assert agent.healthy()
+            assert time.monotonic() - t < 0.5
+            assert probe.arrives("live", out) < 0.5
+            time.sleep(0.1)
+        assert agent.metric("logtrain_datasource_connected", source="postgres") == 0
+    finally:
+        probe.close()
+        assert agent.stop() == 0
+        silent.close()
+    assert PASSWORD not in agent.log()
