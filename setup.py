@@ -3,7 +3,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 extensions = [
-    Extension("logtrain._rfc5424", ["ext/rfc5424.pyx"]),
+    Extension("logtrain._syslog", ["ext/syslog.pyx"]),
 ]
 
 setup(

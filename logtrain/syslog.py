@@ -1,9 +1,10 @@
 """Syslog on the wire: RFC6587 framing, RFC5424/RFC3164 parsing, RFC5424 formatting.
 
-Pure functions and one small streaming state machine, so they are easy to test
-and to move into Cython. ``format_rfc5424`` is served by the compiled
-``logtrain._rfc5424`` when it is built; the Python version here is the
-reference the tests compare it with.
+Pure functions and one small streaming state machine. The names the agent uses
+(``Framer``, ``parse``, ``parse_batch``, ``format_rfc5424``, ``format_datagrams``)
+are served by the compiled ``logtrain._syslog`` (ext/syslog.pyx) when it is
+built; the Python versions here (``FramerPy``, ``parse_py``, ...) are the
+reference the tests compare it with on arbitrary input.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _RESYNC = re.compile(rb"\n|(?<![0-9])[1-9][0-9]{0,8} <[0-9]{1,3}>")
 _MAX_DIGITS = 9
 
 
-class Framer:
+class FramerPy:
     """Splits a byte stream into syslog frames, across arbitrary read boundaries.
 
     The framing is detected per frame (RFC6587): a frame that starts with a digit
@@ -50,7 +51,7 @@ class Framer:
     frame never costs the connection's other frames.
     """
 
-    __slots__ = ("max_frame", "hard_limit", "buf", "skip", "resync", "errors")
+    __slots__ = ("max_frame", "hard_limit", "buf", "skip", "resync", "ctx", "drop_line", "errors")
 
     def __init__(self, max_frame: int = 65536, hard_limit: int | None = None) -> None:
         self.max_frame = max_frame
@@ -58,6 +59,8 @@ class Framer:
         self.buf = b""
         self.skip = 0  # bytes still to discard of an oversized octet-counted frame
         self.resync = False  # discarding up to the next plausible frame start
+        self.ctx = 0  # leading bytes of buf kept only as look-behind for the resync search
+        self.drop_line = False  # discarding an over-long line up to its newline
         self.errors = FrameErrors()
 
     def feed(self, data: bytes) -> list[bytes]:
@@ -72,11 +75,23 @@ class Framer:
                 pos += take
                 self.skip -= take
                 continue
+            if self.drop_line:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    pos = n
+                    break
+                pos = nl + 1
+                self.drop_line = False
+                continue
             if self.resync:
-                m = _RESYNC.search(buf, pos)
+                start = pos + self.ctx
+                self.ctx = 0
+                m = _RESYNC.search(buf, start) if start < n else None
                 if m is None:
-                    # Keep a short tail: a count split across reads must still be seen.
-                    pos = max(pos, n - 16)
+                    # Keep a short tail (a count split across reads must still be
+                    # seen) and one byte before it for the look-behind.
+                    start = max(start, n - 15)
+                    pos, self.ctx = (start - 1, 1) if start > 0 else (0, 0)
                     break
                 pos = m.end() if m.group() == b"\n" else m.start()
                 self.resync = False
@@ -117,8 +132,10 @@ class Framer:
             nl = buf.find(b"\n", pos)
             if nl < 0:
                 if n - pos > max_frame:
+                    # Too long already: drop the line up to its newline, wherever
+                    # the reads happen to cut it.
                     self.errors.oversized += 1
-                    self.resync = True
+                    self.drop_line = True
                     pos = n
                 break
             if nl - pos > max_frame:
@@ -127,6 +144,8 @@ class Framer:
                 end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
                 frames.append(buf[pos:end])
             pos = nl + 1
+        if self.resync and not self.ctx and 0 < pos == n:
+            pos, self.ctx = n - 1, 1  # the look-behind byte for the next read
         self.buf = buf[pos:] if pos < n else b""
         return frames
 
@@ -137,7 +156,7 @@ class Framer:
         if self.skip:
             self.skip = 0
             return []
-        if self.resync or not buf.strip():
+        if self.resync or self.drop_line or not buf.strip():
             return []
         if buf[:1].isdigit() and buf.split(b" ", 1)[0].isdigit():
             self.errors.truncated += 1
@@ -157,7 +176,7 @@ _TAG = re.compile(rb"([^\s\[\]:]{1,48})(?:\[[^\]\s]*\])?:? ?")
 _BOM = b"\xef\xbb\xbf"
 
 
-def parse(frame: bytes) -> Packet:
+def parse_py(frame: bytes) -> Packet:
     """Parses one RFC5424 or RFC3164 frame; raises ValueError with the reason."""
     if len(frame) < 3 or frame[0] != 60:  # '<'
         raise ValueError("no <PRI> at the start of the frame")
@@ -194,7 +213,10 @@ def _parse_5424(pri: int, rest: bytes) -> Packet:
     if len(host) > 255 or len(app) > 48:
         raise ValueError("RFC5424 HOSTNAME or APP-NAME too long")
     sd_end = _sd_end(tail)
-    msg = tail[sd_end + 1 :] if len(tail) > sd_end else b""
+    if sd_end < 0:
+        msg = tail  # no STRUCTURED-DATA at all, as Heroku's logplex frames are
+    else:
+        msg = tail[sd_end + 1 :] if len(tail) > sd_end else b""
     if msg.startswith(_BOM):
         msg = msg[3:]
     return Packet(
@@ -208,13 +230,16 @@ def _parse_5424(pri: int, rest: bytes) -> Packet:
 
 
 def _sd_end(tail: bytes) -> int:
-    """Index just past STRUCTURED-DATA at the start of ``tail``."""
-    if tail[:1] == b"-":
-        return 1
-    if tail[:1] != b"[":
-        raise ValueError("RFC5424 STRUCTURED-DATA is malformed")
-    i = 0
+    """Index just past STRUCTURED-DATA at the start of ``tail``, or -1 when the
+    tail does not start with a well-formed one. Senders that leave the field
+    out (Heroku's logplex: ``... web.3 - State changed``) or start the message
+    with something else are read leniently: the whole tail is the message."""
     n = len(tail)
+    if tail[:1] == b"-":
+        return 1 if n == 1 or tail[1] == 32 else -1
+    if tail[:1] != b"[":
+        return -1
+    i = 0
     in_quotes = False
     while i < n:
         c = tail[i]
@@ -230,9 +255,9 @@ def _sd_end(tail: bytes) -> int:
             if i + 1 < n and tail[i + 1] == 91:  # another SD-ELEMENT follows
                 i += 1
                 continue
-            return i + 1
+            return i + 1 if i + 1 == n or tail[i + 1] == 32 else -1
         i += 1
-    raise ValueError("RFC5424 STRUCTURED-DATA is not terminated")
+    return -1
 
 
 def _parse_3164(pri: int, rest: bytes) -> Packet:
@@ -343,8 +368,32 @@ def format_datagrams_py(packets: list[Packet], max_len: int) -> list[bytes]:
     return out
 
 
-try:  # the compiled version, when setup.py has built it
-    from logtrain._rfc5424 import format_datagrams, format_rfc5424
+def parse_batch_py(frames: list[bytes]) -> tuple[list[Packet], int, str]:
+    """Parses a batch: (packets, number of malformed frames, the last reason)."""
+    packets = []
+    bad = 0
+    reason = ""
+    for f in frames:
+        try:
+            packets.append(parse_py(f))
+        except ValueError as e:
+            bad += 1
+            reason = str(e)
+    return packets, bad, reason
+
+
+try:  # the compiled versions, when setup.py has built them
+    from logtrain import _syslog
 except ImportError:  # pragma: no cover - running from a source tree without a build
+    Framer = FramerPy
+    parse = parse_py
+    parse_batch = parse_batch_py
     format_rfc5424 = format_rfc5424_py
     format_datagrams = format_datagrams_py
+else:
+    _syslog._bind(Packet, FrameErrors, now_rfc3339, _local_rfc3339, is_rfc3339)
+    Framer = _syslog.Framer  # type: ignore[misc]
+    parse = _syslog.parse
+    parse_batch = _syslog.parse_batch
+    format_rfc5424 = _syslog.format_rfc5424
+    format_datagrams = _syslog.format_datagrams

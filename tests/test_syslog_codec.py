@@ -121,9 +121,18 @@ def test_parse_rfc3164_forms():
     assert parse(b"<13>no timestamp at all").message == "no timestamp at all"
 
 
+def test_parse_rfc5424_without_structured_data_as_heroku_sends_it():
+    p = parse(b"<40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed from starting to up")
+    assert (p.hostname, p.tag, p.message) == ("host", "app", "State changed from starting to up")
+    assert parse(b"<13>1 - h a - - [sd]x").message == "[sd]x"  # SD must be followed by SP
+    assert parse(b"<13>1 - h a - - [unterminated x").message == "[unterminated x"
+    assert parse(b"<13>1 - h a - - -dash").message == "-dash"
+    assert parse(b"<13>1 - h a - - [x@1 a=\"]\"] m").message == "m"
+
+
 @pytest.mark.parametrize("frame", [b"", b"13>1 - - - - - - x", b"<>1 - - - - - - x", b"<1a>x",
                                    b"<192>1 - - - - - - x", b"<13>1 - - -", b"<13>1 2026-13-01T00:00:00Z h a - - - x",
-                                   b"<13>1 - h a - - [unterminated", b"<13>1 - h a - - notsd x", b"\x00\xff"])
+                                   b"\x00\xff"])
 def test_parse_rejects(frame):
     with pytest.raises(ValueError):
         parse(frame)

@@ -6,7 +6,7 @@ from logtrain.httpserver import HTTPServer
 from logtrain.packet import Packet
 from logtrain.router import Router
 from logtrain.runtime import Runtime
-from logtrain.syslog import FrameErrors, parse
+from logtrain.syslog import FrameErrors, parse_batch
 
 
 class Input:
@@ -37,15 +37,7 @@ class Input:
 
     def parse_frames(self, frames: list[bytes], errors: FrameErrors | None = None) -> list[Packet]:
         """Parses a batch; malformed frames are counted and skipped."""
-        packets = []
-        bad = 0
-        detail = ""
-        for f in frames:
-            try:
-                packets.append(parse(f))
-            except ValueError as e:
-                bad += 1
-                detail = str(e)
+        packets, bad, detail = parse_batch(frames)
         self.rt.metrics.inc("logtrain_input_frames_total", len(frames), input=self.name)
         if bad:
             self.reject("malformed", bad, detail)

@@ -1,0 +1,531 @@
+# cython: language_level=3
+"""Syslog per-line work in C: RFC6587 framing, RFC5424/RFC3164 parsing,
+RFC5424 formatting of a whole batch.
+
+Each function gives exactly what its Python reference in logtrain.syslog
+gives (the tests compare the two on arbitrary input); the inputs call them
+once per read or per batch. RFC5424 headers are scanned with C loops over the
+frame's bytes; RFC3164, whose timestamps need the local time zone, runs the
+reference's own logic compiled.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
+from libc.string cimport memchr, memcmp
+
+import re
+
+# Bound by logtrain.syslog at import (it imports this module): the classes and
+# helpers the output is made of, without a circular import.
+cdef object Packet = None
+cdef object FrameErrors = None
+cdef object now_rfc3339 = None
+cdef object local_rfc3339 = None
+cdef object is_rfc3339_py = None
+
+
+def _bind(packet, frame_errors, now, local, is_rfc3339):
+    global Packet, FrameErrors, now_rfc3339, local_rfc3339, is_rfc3339_py
+    Packet = packet
+    FrameErrors = frame_errors
+    now_rfc3339 = now
+    local_rfc3339 = local
+    is_rfc3339_py = is_rfc3339
+
+
+cdef enum:
+    MAX_DIGITS = 9
+
+# --------------------------------------------------------------------------- framing
+
+
+cdef inline bint _digit(unsigned char c) nogil:
+    return 48 <= c <= 57
+
+
+cdef Py_ssize_t _resync_at(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n) nogil:
+    """The first index at or after ``pos`` where a frame can plausibly start: a
+    newline, or ``[1-9][0-9]{0,8} <[0-9]{1,3}>`` not preceded by a digit.
+    -1 when there is none."""
+    cdef Py_ssize_t i = pos, j, k
+    cdef unsigned char c
+    while i < n:
+        c = p[i]
+        if c == 10:
+            return i
+        if 49 <= c <= 57 and (i == 0 or not _digit(p[i - 1])):
+            j = i
+            while j < n and _digit(p[j]):
+                j += 1
+            if j - i <= MAX_DIGITS and j + 1 < n and p[j] == 32 and p[j + 1] == 60:
+                k = j + 2
+                while k < n and k - (j + 2) < 4 and _digit(p[k]):
+                    k += 1
+                if 1 <= k - (j + 2) <= 3 and k < n and p[k] == 62:
+                    return i
+        i += 1
+    return -1
+
+
+cdef class Framer:
+    """Splits a byte stream into syslog frames, across arbitrary read
+    boundaries (see logtrain.syslog.FramerPy, the reference)."""
+
+    cdef public Py_ssize_t max_frame
+    cdef public long long hard_limit
+    cdef public bytes buf
+    cdef public long long skip
+    cdef public bint resync
+    cdef public int ctx
+    cdef public bint drop_line
+    cdef public object errors
+
+    def __init__(self, Py_ssize_t max_frame=65536, hard_limit=None):
+        self.max_frame = max_frame
+        self.hard_limit = hard_limit or max(16 * max_frame, 1 << 20)
+        self.buf = b""
+        self.skip = 0
+        self.resync = False
+        self.ctx = 0
+        self.drop_line = False
+        self.errors = FrameErrors()
+
+    def feed(self, bytes data):
+        cdef bytes buf = self.buf + data if self.buf else data
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
+        cdef Py_ssize_t pos = 0, lim, sp, start, nl, end, m, take
+        cdef long long length
+        cdef unsigned char c
+        cdef const unsigned char* hit
+        cdef Py_ssize_t max_frame = self.max_frame
+        cdef list frames = []
+        cdef bint all_digits
+        while pos < n:
+            if self.skip:
+                take = min(<long long>(n - pos), self.skip)
+                pos += take
+                self.skip -= take
+                continue
+            if self.drop_line:
+                hit = <const unsigned char*>memchr(p + pos, 10, n - pos)
+                if hit == NULL:
+                    pos = n
+                    break
+                pos = (hit - p) + 1
+                self.drop_line = False
+                continue
+            if self.resync:
+                start = pos + self.ctx
+                self.ctx = 0
+                m = _resync_at(p, start, n) if start < n else -1
+                if m < 0:
+                    # Keep a short tail (a count split across reads must still be
+                    # seen) and one byte before it for the look-behind.
+                    start = max(start, n - 15)
+                    if start > 0:
+                        pos = start - 1
+                        self.ctx = 1
+                    else:
+                        pos = 0
+                    break
+                pos = m + 1 if p[m] == 10 else m
+                self.resync = False
+                continue
+            c = p[pos]
+            if c == 10 or c == 13 or c == 32 or c == 0:
+                pos += 1
+                continue
+            if _digit(c):
+                lim = min(n, pos + MAX_DIGITS + 2)
+                hit = <const unsigned char*>memchr(p + pos, 32, lim - pos)
+                if hit == NULL:
+                    if n - pos > MAX_DIGITS + 1:
+                        self.errors.bad_length += 1
+                        self.resync = True
+                        pos += 1
+                        continue
+                    break  # the count is not complete yet
+                sp = hit - p
+                all_digits = True
+                length = 0
+                for m in range(pos, sp):
+                    if not _digit(p[m]):
+                        all_digits = False
+                        break
+                    length = length * 10 + (p[m] - 48)
+                if all_digits:
+                    start = sp + 1
+                    if length == 0 or length > self.hard_limit:
+                        self.errors.bad_length += 1
+                        self.resync = True
+                        pos = start
+                        continue
+                    if length > max_frame:
+                        self.errors.oversized += 1
+                        self.skip = length
+                        pos = start
+                        continue
+                    if n - start < length:
+                        break  # wait for the rest of the frame
+                    frames.append(PyBytes_FromStringAndSize(<const char*>p + start, length))
+                    pos = start + length
+                    continue
+                # digits then something else: not a count, so newline framing
+            hit = <const unsigned char*>memchr(p + pos, 10, n - pos)
+            if hit == NULL:
+                if n - pos > max_frame:
+                    # Too long already: drop the line up to its newline.
+                    self.errors.oversized += 1
+                    self.drop_line = True
+                    pos = n
+                break
+            nl = hit - p
+            if nl - pos > max_frame:
+                self.errors.oversized += 1
+            else:
+                end = nl - 1 if nl > pos and p[nl - 1] == 13 else nl
+                frames.append(PyBytes_FromStringAndSize(<const char*>p + pos, end - pos))
+            pos = nl + 1
+        if self.resync and not self.ctx and 0 < pos == n:
+            pos = n - 1  # the look-behind byte for the next read
+            self.ctx = 1
+        self.buf = buf[pos:] if pos < n else b""
+        return frames
+
+    def finish(self):
+        """At end of stream: a last newline-framed frame without its newline is
+        still a frame; a partial octet-counted frame is counted as truncated."""
+        buf, self.buf = self.buf, b""
+        if self.skip:
+            self.skip = 0
+            return []
+        if self.resync or self.drop_line or not buf.strip():
+            return []
+        if buf[:1].isdigit() and buf.split(b" ", 1)[0].isdigit():
+            self.errors.truncated += 1
+            return []
+        return [buf.rstrip(b"\r")]
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+cdef bint _rfc3339(const unsigned char* p, Py_ssize_t n):
+    """``\\d{4}-MM-DD[Tt]hh:mm:ss(.\\d{1,9})?([Zz]|[+-]hh:mm)`` with the field
+    ranges of logtrain.packet's pattern, over ASCII bytes."""
+    cdef Py_ssize_t i, k
+    if n < 20:
+        return False
+    for i in range(4):
+        if not _digit(p[i]):
+            return False
+    if p[4] != 45 or p[7] != 45 or (p[10] != 84 and p[10] != 116) or p[13] != 58 or p[16] != 58:
+        return False
+    for i in (5, 6, 8, 9, 11, 12, 14, 15, 17, 18):
+        if not _digit(p[i]):
+            return False
+    # month 01-12, day 01-31, hour 00-23, minute 00-59, second 00-60
+    if p[5] == 48:
+        if p[6] == 48:
+            return False
+    elif not (p[5] == 49 and p[6] <= 50):
+        return False
+    if p[8] == 48:
+        if p[9] == 48:
+            return False
+    elif p[8] == 51:
+        if p[9] > 49:
+            return False
+    elif p[8] > 51:
+        return False
+    if p[11] == 50:
+        if p[12] > 51:
+            return False
+    elif p[11] > 50:
+        return False
+    if p[14] > 53:
+        return False
+    if p[17] == 54:
+        if p[18] != 48:
+            return False
+    elif p[17] > 54:
+        return False
+    i = 19
+    if p[i] == 46:
+        k = i + 1
+        while k < n and _digit(p[k]):
+            k += 1
+        if k - (i + 1) < 1 or k - (i + 1) > 9:
+            return False
+        i = k
+    if i >= n:
+        return False
+    if p[i] == 90 or p[i] == 122:
+        return i + 1 == n
+    if p[i] != 43 and p[i] != 45:
+        return False
+    if n - i != 6 or p[i + 3] != 58:
+        return False
+    if not (_digit(p[i + 1]) and _digit(p[i + 2]) and _digit(p[i + 4]) and _digit(p[i + 5])):
+        return False
+    if p[i + 1] == 50:
+        if p[i + 2] > 51:
+            return False
+    elif p[i + 1] > 50:
+        return False
+    return p[i + 4] <= 53
+
+
+def is_rfc3339_bytes(bytes value):
+    return _rfc3339(<const unsigned char*>PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+
+
+cdef inline str _text(const unsigned char* p, Py_ssize_t n):
+    return PyUnicode_DecodeUTF8(<const char*>p, n, "replace")
+
+
+cdef object _parse(bytes frame):
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(frame)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(frame)
+    cdef Py_ssize_t end = -1, i
+    cdef int pri = 0
+    if n < 3 or p[0] != 60:
+        raise ValueError("no <PRI> at the start of the frame")
+    for i in range(1, min(n, 5)):
+        if p[i] == 62:
+            end = i
+            break
+    if end < 2:
+        raise ValueError("malformed <PRI>")
+    for i in range(1, end):
+        if not _digit(p[i]):
+            raise ValueError("malformed <PRI>")
+        pri = pri * 10 + (p[i] - 48)
+    if pri > 191:
+        raise ValueError("PRI out of range")
+    if n - (end + 1) >= 2 and p[end + 1] == 49 and p[end + 2] == 32:
+        return _parse_5424(pri, p, end + 3, n)
+    return _parse_3164(pri, frame[end + 1:])
+
+
+cdef object _parse_5424(int pri, const unsigned char* p, Py_ssize_t pos, Py_ssize_t n):
+    cdef Py_ssize_t starts[6]
+    cdef Py_ssize_t ends[5]
+    cdef Py_ssize_t k, i, tail, tn, sd, msg
+    cdef const unsigned char* hit
+    cdef bint in_quotes
+    cdef unsigned char c
+    cdef str t, host, app
+    starts[0] = pos
+    for k in range(5):
+        hit = <const unsigned char*>memchr(p + starts[k], 32, n - starts[k])
+        if hit == NULL:
+            raise ValueError("RFC5424 header is incomplete")
+        ends[k] = hit - p
+        starts[k + 1] = ends[k] + 1
+    # fields: 0 TIMESTAMP, 1 HOSTNAME, 2 APP-NAME, 3 PROCID, 4 MSGID, then the tail
+    if ends[0] - starts[0] == 1 and p[starts[0]] == 45:
+        t = now_rfc3339()
+    else:
+        if not _rfc3339(p + starts[0], ends[0] - starts[0]):
+            raise ValueError("RFC5424 timestamp is not RFC3339")
+        t = PyUnicode_DecodeASCII(<const char*>p + starts[0], ends[0] - starts[0], "strict")
+    if ends[1] - starts[1] > 255 or ends[2] - starts[2] > 48:
+        raise ValueError("RFC5424 HOSTNAME or APP-NAME too long")
+    tail = starts[5]
+    tn = n - tail
+    # STRUCTURED-DATA; a tail that does not start with a well-formed one is
+    # all message (Heroku's logplex frames leave the field out)
+    sd = -1
+    if tn >= 1 and p[tail] == 45:
+        if tn == 1 or p[tail + 1] == 32:
+            sd = 1
+    elif tn >= 1 and p[tail] == 91:
+        i = 0
+        in_quotes = False
+        while i < tn:
+            c = p[tail + i]
+            if in_quotes:
+                if c == 92:  # a backslash escapes the next octet inside a PARAM-VALUE
+                    i += 2
+                    continue
+                if c == 34:
+                    in_quotes = False
+            elif c == 34:
+                in_quotes = True
+            elif c == 93:
+                if i + 1 < tn and p[tail + i + 1] == 91:  # another SD-ELEMENT follows
+                    i += 1
+                    continue
+                if i + 1 == tn or p[tail + i + 1] == 32:
+                    sd = i + 1
+                break
+            i += 1
+    if sd < 0:
+        msg = tail
+    else:
+        msg = tail + sd + 1
+        if msg > n:
+            msg = n
+    if n - msg >= 3 and p[msg] == 0xEF and p[msg + 1] == 0xBB and p[msg + 2] == 0xBF:
+        msg += 3
+    if ends[1] - starts[1] == 1 and p[starts[1]] == 45:
+        host = ""
+    else:
+        host = _text(p + starts[1], ends[1] - starts[1])
+    if ends[2] - starts[2] == 1 and p[starts[2]] == 45:
+        app = ""
+    else:
+        app = _text(p + starts[2], ends[2] - starts[2])
+    return Packet(pri & 7, pri >> 3, host, app, t, _text(p + msg, n - msg))
+
+
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"]
+    )
+}
+_TAG = re.compile(rb"([^\s\[\]:]{1,48})(?:\[[^\]\s]*\])?:? ?")
+
+
+cdef object _parse_3164(int pri, bytes rest):
+    # The reference's logic, compiled: RFC3164 is the rare, forgiving path.
+    t, rest = _take_3164_time(rest)
+    host = b""
+    sp = rest.find(b" ")
+    if t is not None and sp > 0:
+        token = rest[:sp]
+        if not token.endswith(b":") and b"[" not in token:
+            host, rest = token, rest[sp + 1:]
+    m = _TAG.match(rest)
+    if m and (m.group(0).endswith(b": ") or m.group(0).endswith(b":") or b"[" in m.group(0)):
+        tag, msg = m.group(1), rest[m.end():]
+    else:
+        tag, msg = b"", rest
+    return Packet(pri & 7, pri >> 3, host.decode("utf-8", "replace"),
+                  tag.decode("utf-8", "replace"), t or now_rfc3339(),
+                  msg.decode("utf-8", "replace"))
+
+
+cdef tuple _take_3164_time(bytes rest):
+    month = _MONTHS.get(rest[:3])
+    if month and len(rest) >= 16 and rest[3] == 32 and rest[15] == 32:
+        try:
+            day = int(rest[4:6])
+            hh, mm, ss = int(rest[7:9]), int(rest[10:12]), int(rest[13:15])
+            return local_rfc3339(month, day, hh, mm, ss), rest[16:]
+        except ValueError:
+            return None, rest
+    sp = rest.find(b" ")
+    if sp > 0 and rest[:1].isdigit():
+        cand = rest[:sp]
+        if _rfc3339(<const unsigned char*>PyBytes_AS_STRING(cand), PyBytes_GET_SIZE(cand)):
+            return cand.decode("ascii"), rest[sp + 1:]
+    return None, rest
+
+
+def parse(bytes frame):
+    """Parses one RFC5424 or RFC3164 frame; raises ValueError with the reason."""
+    return _parse(frame)
+
+
+def parse_batch(list frames):
+    """Parses a batch: (packets, number of malformed frames, the last reason)."""
+    cdef list packets = []
+    cdef int bad = 0
+    cdef str reason = ""
+    for f in frames:
+        try:
+            packets.append(_parse(f))
+        except ValueError as e:
+            bad += 1
+            reason = str(e)
+    return packets, bad, reason
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+cdef inline str _clean(str value, Py_ssize_t limit):
+    cdef Py_ssize_t i, n
+    cdef Py_UCS4 c
+    if not value:
+        return "-"
+    n = len(value)
+    if n > limit:
+        value = value[:limit]
+        n = limit
+    for i in range(n):
+        c = value[i]
+        if c < 33 or c > 126:
+            break
+    else:
+        return value
+    return "".join([ch if 33 <= ord(ch) <= 126 else "_" for ch in value])
+
+
+cdef bytes _truncate_utf8(bytes b, Py_ssize_t limit):
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    cdef int need
+    if len(b) <= limit:
+        return b
+    b = b[:limit]
+    i = len(b) - 1
+    while i >= 0 and (b[i] & 0xC0) == 0x80:
+        i -= 1
+    if i >= 0 and b[i] >= 0xC0:
+        c = b[i]
+        need = 2 if c < 0xE0 else (3 if c < 0xF0 else 4)
+        if len(b) - i < need:
+            b = b[:i]
+    return b
+
+
+cdef bytes _line(object p, bint octet, Py_ssize_t max_len, bint newline):
+    cdef int fac = p.facility
+    cdef int sev = p.severity
+    cdef str msg = p.message
+    cdef str t = p.time
+    cdef bytes line
+    if fac < 0 or fac > 23:
+        fac = 1
+    if sev < 0 or sev > 7:
+        sev = 5
+    msg = msg.rstrip("\r\n")
+    if not octet and "\n" in msg:
+        msg = msg.replace("\n", " ")
+    if newline:  # the common case: the newline goes in with one encode
+        return (
+            f"<{fac * 8 + sev}>1 {t or '-'} {_clean(p.hostname, 255)} {_clean(p.tag, 48)} - - - {msg}\n"
+        ).encode("utf-8", "replace")
+    line = (
+        f"<{fac * 8 + sev}>1 {t or '-'} {_clean(p.hostname, 255)} {_clean(p.tag, 48)} - - - {msg}"
+    ).encode("utf-8", "replace")
+    if max_len and len(line) > max_len:
+        line = _truncate_utf8(line, max_len)
+    return line
+
+
+def format_rfc5424(list packets, bint octet=False, Py_ssize_t max_len=0):
+    """Formats a batch into RFC5424 wire bytes (newline-terminated, or RFC6587
+    octet-counted with ``octet``); ``max_len`` caps each message's bytes."""
+    cdef list out = []
+    cdef bytes line
+    cdef bint newline = not octet and not max_len
+    for p in packets:
+        line = _line(p, octet, max_len, newline)
+        if octet:
+            out.append(b"%d %s" % (len(line), line))
+        elif newline:
+            out.append(line)
+        else:
+            out.append(line + b"\n")
+    return b"".join(out)
+
+
+def format_datagrams(list packets, Py_ssize_t max_len):
+    """One unframed RFC5424 message per datagram, each at most ``max_len`` bytes."""
+    return [_line(p, True, max_len, False) for p in packets]
