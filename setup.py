@@ -4,6 +4,7 @@ from setuptools import Extension, setup
 
 extensions = [
     Extension("logtrain._syslog", ["ext/syslog.pyx"]),
+    Extension("logtrain._serialize", ["ext/serialize.pyx"]),
 ]
 
 setup(

@@ -9,13 +9,13 @@ retrying cannot help, so it is dropped and counted; anything else is retried.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
 from logtrain.outputs.base import Connection, Output, Rejected
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
+from logtrain.serialize import packet_jsons
 from logtrain.syslog import format_rfc5424
 from logtrain.urls import DrainURL
 
@@ -89,8 +89,7 @@ class JSONHTTPOutput(_HTTPOutput):
     content_type = "application/json"
 
     def encode(self, packets: list[Packet]) -> tuple[list[bytes], int]:
-        dumps = json.dumps
-        bodies = [dumps(p.to_dict(), ensure_ascii=False).encode("utf-8", "replace") for p in packets]
+        bodies = packet_jsons(packets)
         return bodies, sum(map(len, bodies))
 
     def deliver(self, items: list[Any]) -> None:
