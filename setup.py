@@ -5,12 +5,14 @@ from setuptools import Extension, setup
 extensions = [
     Extension("logtrain._syslog", ["ext/syslog.pyx"]),
     Extension("logtrain._serialize", ["ext/serialize.pyx"]),
+    Extension("logtrain._tail", ["ext/tail.pyx"]),
 ]
 
 setup(
     ext_modules=cythonize(
         extensions,
         language_level=3,
+        include_path=["ext"],
         compiler_directives={"boundscheck": False, "wraparound": False},
     ),
 )

@@ -1,0 +1,91 @@
+"""Per-line work, Python reference against the compiled modules: lines per
+second of each step on the same input, median of several runs, and the ratio.
+
+    python bench/codec.py [--lines 200000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+from logtrain import serialize, syslog, tail
+
+
+def rfc5424_stream(n: int, size: int = 200) -> bytes:
+    head = "<134>1 2026-11-24T00:00:00.000000Z bench-host benchapp - - - seq="
+    pad = "x" * max(0, size - len(head) - 9 - 1)
+    return "".join(f"{head}{i:08d} {pad}\n" for i in range(n)).encode()
+
+
+def cri_lines(n: int, size: int = 200) -> list[bytes]:
+    head = "2026-11-24T10:00:00.123456789Z stdout F seq="
+    pad = "y" * max(0, size - len(head) - 9)
+    return [f"{head}{i:08d} {pad}".encode() for i in range(n)]
+
+
+def timed(fn: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    n = args.lines
+    stream = rfc5424_stream(n)
+    chunks = [stream[i:i + 65536] for i in range(0, len(stream), 65536)]
+    packets = syslog.parse_batch(syslog.Framer().feed(stream))[0]
+    cri = cri_lines(n)
+    cri_text = b"\n".join(cri) + b"\n"
+    cri_chunks = [cri_text[i:i + 65536] for i in range(0, len(cri_text), 65536)]
+
+    def frame_parse(framer_cls: type, parse_batch: Callable) -> Callable[[], object]:
+        def run() -> None:
+            f = framer_cls()
+            for c in chunks:
+                parse_batch(f.feed(c))
+        return run
+
+    def batches(fmt: Callable, *extra: object) -> Callable[[], object]:
+        def run() -> None:
+            for i in range(0, n, 500):
+                fmt(packets[i:i + 500], *extra)
+        return run
+
+    def tail_parse(splitter_cls: type, parser_cls: type) -> Callable[[], object]:
+        def run() -> None:
+            s, p = splitter_cls(), parser_cls("node-1", "app")
+            for c in cri_chunks:
+                p.parse_batch(s.feed(c))
+        return run
+
+    steps = [
+        ("frame + parse RFC5424", frame_parse(syslog.FramerPy, syslog.parse_batch_py),
+         frame_parse(syslog.Framer, syslog.parse_batch)),
+        ("format RFC5424 (newline)", batches(syslog.format_rfc5424_py),
+         batches(syslog.format_rfc5424)),
+        ("NDJSON packets", batches(serialize.ndjson_py), batches(serialize.ndjson)),
+        ("Elasticsearch bulk", batches(serialize.es_bulk_py, "logs"),
+         batches(serialize.es_bulk, "logs")),
+        ("logplex body", batches(serialize.logplex_py), batches(serialize.logplex)),
+        ("split + parse CRI lines", tail_parse(tail.LineSplitterPy, tail.CRIParserPy),
+         tail_parse(tail.LineSplitter, tail.CRIParser)),
+    ]
+    print(f"{n:,} lines of about 200 bytes, median of {args.runs} runs")
+    print(f"{'step':28s} {'Python lines/s':>15s} {'compiled lines/s':>17s} {'ratio':>7s}")
+    for name, py, compiled in steps:
+        a, b = timed(py, args.runs), timed(compiled, args.runs)
+        print(f"{name:28s} {n / a:15,.0f} {n / b:17,.0f} {a / b:6.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+# cython: language_level=3
+"""Tailing in C: inotify through the Linux system calls, line splitting of
+read chunks, and container log lines (CRI, Docker json-file) into packets.
+
+The parsers and the splitter give exactly what the Python references in
+logtrain.tail give (the tests compare them); Inotify has no reference, it is
+the system calls themselves.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII
+from libc.errno cimport EAGAIN, EINTR, errno
+from libc.stdint cimport uint32_t
+from libc.string cimport memchr, strlen
+
+from _common cimport _rfc3339
+
+import json
+import os
+
+cdef extern from "sys/inotify.h":
+    cdef struct inotify_event:
+        int wd
+        uint32_t mask
+        uint32_t cookie
+        uint32_t len
+        char name[1]
+    int inotify_init1(int flags)
+    int inotify_add_watch(int fd, const char* pathname, uint32_t mask)
+    int inotify_rm_watch(int fd, int wd)
+    enum:
+        IN_NONBLOCK_ "IN_NONBLOCK"
+        IN_CLOEXEC_ "IN_CLOEXEC"
+        IN_ACCESS_ "IN_ACCESS"
+        IN_MODIFY_ "IN_MODIFY"
+        IN_ATTRIB_ "IN_ATTRIB"
+        IN_CLOSE_WRITE_ "IN_CLOSE_WRITE"
+        IN_OPEN_ "IN_OPEN"
+        IN_MOVED_FROM_ "IN_MOVED_FROM"
+        IN_MOVED_TO_ "IN_MOVED_TO"
+        IN_CREATE_ "IN_CREATE"
+        IN_DELETE_ "IN_DELETE"
+        IN_DELETE_SELF_ "IN_DELETE_SELF"
+        IN_MOVE_SELF_ "IN_MOVE_SELF"
+        IN_UNMOUNT_ "IN_UNMOUNT"
+        IN_Q_OVERFLOW_ "IN_Q_OVERFLOW"
+        IN_IGNORED_ "IN_IGNORED"
+        IN_ONLYDIR_ "IN_ONLYDIR"
+        IN_DONT_FOLLOW_ "IN_DONT_FOLLOW"
+        IN_ISDIR_ "IN_ISDIR"
+
+cdef extern from "unistd.h":
+    ssize_t read(int fd, void* buf, size_t count) nogil
+    int close(int fd)
+
+IN_ACCESS = IN_ACCESS_
+IN_MODIFY = IN_MODIFY_
+IN_ATTRIB = IN_ATTRIB_
+IN_CLOSE_WRITE = IN_CLOSE_WRITE_
+IN_OPEN = IN_OPEN_
+IN_MOVED_FROM = IN_MOVED_FROM_
+IN_MOVED_TO = IN_MOVED_TO_
+IN_CREATE = IN_CREATE_
+IN_DELETE = IN_DELETE_
+IN_DELETE_SELF = IN_DELETE_SELF_
+IN_MOVE_SELF = IN_MOVE_SELF_
+IN_UNMOUNT = IN_UNMOUNT_
+IN_Q_OVERFLOW = IN_Q_OVERFLOW_
+IN_IGNORED = IN_IGNORED_
+IN_ONLYDIR = IN_ONLYDIR_
+IN_DONT_FOLLOW = IN_DONT_FOLLOW_
+IN_ISDIR = IN_ISDIR_
+
+cdef object Packet = None
+
+
+def _bind(packet):
+    global Packet
+    Packet = packet
+
+
+# --------------------------------------------------------------------------- inotify
+
+
+cdef class Inotify:
+    """An inotify instance: a non-blocking, close-on-exec descriptor to wait on
+    (gevent's wait_read on ``fileno()``), watches added by path, and events
+    read in batches as (wd, mask, cookie, name)."""
+
+    cdef int fd
+    cdef bytearray buf
+
+    def __cinit__(self):
+        self.fd = -1
+
+    def __init__(self):
+        self.fd = inotify_init1(IN_NONBLOCK_ | IN_CLOEXEC_)
+        if self.fd < 0:
+            raise OSError(errno, os.strerror(errno))
+        # room for many events; each is 16 bytes plus its name (NAME_MAX 255)
+        self.buf = bytearray(64 * 1024)
+
+    def fileno(self):
+        if self.fd < 0:
+            raise ValueError("inotify instance is closed")
+        return self.fd
+
+    def add_watch(self, path, uint32_t mask):
+        """Watches ``path`` (a file or a directory) for ``mask``; returns the
+        watch descriptor (the same one again for a path already watched)."""
+        cdef bytes p = os.fsencode(path)
+        if self.fd < 0:
+            raise ValueError("inotify instance is closed")
+        if b"\0" in p:
+            raise ValueError("path contains a NUL byte")
+        cdef int wd = inotify_add_watch(self.fd, p, mask)
+        if wd < 0:
+            raise OSError(errno, os.strerror(errno), os.fsdecode(p))
+        return wd
+
+    def rm_watch(self, int wd):
+        if self.fd < 0:
+            raise ValueError("inotify instance is closed")
+        if inotify_rm_watch(self.fd, wd) < 0:
+            raise OSError(errno, os.strerror(errno))
+
+    def read_events(self):
+        """Every event queued now; [] when there is none (never blocks)."""
+        cdef list out = []
+        cdef char* base = self.buf
+        cdef Py_ssize_t size = len(self.buf)
+        cdef ssize_t n, pos
+        cdef inotify_event* ev
+        cdef size_t namelen
+        if self.fd < 0:
+            raise ValueError("inotify instance is closed")
+        while True:
+            n = read(self.fd, base, size)
+            if n < 0:
+                if errno == EINTR:
+                    continue
+                if errno == EAGAIN:
+                    return out
+                raise OSError(errno, os.strerror(errno))
+            if n == 0:
+                return out
+            pos = 0
+            while pos + 16 <= n:  # sizeof(struct inotify_event): the name follows
+                ev = <inotify_event*>(base + pos)
+                name = ""
+                if ev.len:
+                    namelen = strlen(ev.name)
+                    if namelen > ev.len:
+                        namelen = ev.len
+                    name = os.fsdecode(PyBytes_FromStringAndSize(ev.name, namelen))
+                out.append((ev.wd, ev.mask, ev.cookie, name))
+                pos += 16 + ev.len  # sizeof(struct inotify_event) without the flexible name
+            if n < size // 2:
+                return out
+
+    def close(self):
+        if self.fd >= 0:
+            close(self.fd)
+            self.fd = -1
+
+    def __dealloc__(self):
+        if self.fd >= 0:
+            close(self.fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------- lines
+
+
+cdef class LineSplitter:
+    """Splits read chunks into lines with carry-over of a partial last line;
+    lines over ``max_line`` bytes are cut into pieces (``cuts`` counts them)."""
+
+    cdef public Py_ssize_t max_line
+    cdef public bytes buf
+    cdef public long long cuts
+
+    def __init__(self, Py_ssize_t max_line=65536):
+        self.max_line = max_line
+        self.buf = b""
+        self.cuts = 0
+
+    @property
+    def pending(self):
+        return len(self.buf)
+
+    def feed(self, bytes chunk):
+        cdef bytes buf = self.buf + chunk if self.buf else chunk
+        cdef const char* p = PyBytes_AS_STRING(buf)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
+        cdef Py_ssize_t pos = 0, end, m = self.max_line
+        cdef const char* hit
+        cdef list out = []
+        while True:
+            hit = <const char*>memchr(p + pos, 10, n - pos)
+            if hit == NULL:
+                break
+            end = hit - p
+            while end - pos > m:
+                out.append(PyBytes_FromStringAndSize(p + pos, m))
+                pos += m
+                self.cuts += 1
+            out.append(PyBytes_FromStringAndSize(p + pos, end - pos))
+            pos = end + 1
+        while n - pos > m:
+            out.append(PyBytes_FromStringAndSize(p + pos, m))
+            pos += m
+            self.cuts += 1
+        self.buf = buf[pos:] if pos else buf
+        return out
+
+    def flush(self):
+        """The partial last line (at rotation or end of file), if any."""
+        rest, self.buf = self.buf, b""
+        return rest or None
+
+
+# --------------------------------------------------------------------------- container logs
+
+
+cdef class _Joiner:
+    cdef public str hostname
+    cdef public str tag
+    cdef public Py_ssize_t max_join
+    cdef public dict partial
+
+    def __init__(self, str hostname, str tag, Py_ssize_t max_join=1 << 20):
+        self.hostname = hostname
+        self.tag = tag
+        self.max_join = max_join
+        self.partial = {}
+
+    cdef _piece(self, list out, bytes stream, str t, bytes msg, bint last):
+        cdef tuple held = self.partial.pop(stream, None)
+        cdef list pieces
+        cdef Py_ssize_t size
+        if held is not None:
+            t0, pieces, size = held
+            pieces.append(msg)
+            size += len(msg)
+        else:
+            if last:  # the common case: a whole line
+                out.append(Packet(6 if stream == b"stdout" else 3, 1, self.hostname, self.tag,
+                                  t, msg.decode("utf-8", "replace")))
+                return
+            t0, pieces, size = t, [msg], len(msg)
+        if last or size >= self.max_join:
+            out.append(Packet(6 if stream == b"stdout" else 3, 1, self.hostname, self.tag, t0,
+                              b"".join(pieces).decode("utf-8", "replace")))
+        else:
+            self.partial[stream] = (t0, pieces, size)
+
+
+cdef bytes STDOUT = b"stdout"
+cdef bytes STDERR = b"stderr"
+
+
+cdef class CRIParser(_Joiner):
+    """``TIMESTAMP STREAM P|F MESSAGE`` lines (the CRI log format) into packets."""
+
+    def parse_batch(self, list lines):
+        cdef list out = []
+        cdef int bad = 0
+        cdef bytes line, stream
+        cdef const char* p
+        cdef Py_ssize_t n, s1, s2, s3
+        cdef const char* hit
+        cdef char tag
+        for line in lines:
+            p = PyBytes_AS_STRING(line)
+            n = PyBytes_GET_SIZE(line)
+            hit = <const char*>memchr(p, 32, n)
+            if hit == NULL:
+                bad += 1
+                continue
+            s1 = hit - p
+            hit = <const char*>memchr(p + s1 + 1, 32, n - s1 - 1)
+            if hit == NULL:
+                bad += 1
+                continue
+            s2 = hit - p
+            if s2 - s1 - 1 == 6 and p[s1 + 1] == b"s" and p[s1 + 2] == b"t" and p[s1 + 3] == b"d":
+                if p[s1 + 4] == b"o" and p[s1 + 5] == b"u" and p[s1 + 6] == b"t":
+                    stream = STDOUT
+                elif p[s1 + 4] == b"e" and p[s1 + 5] == b"r" and p[s1 + 6] == b"r":
+                    stream = STDERR
+                else:
+                    bad += 1
+                    continue
+            else:
+                bad += 1
+                continue
+            hit = <const char*>memchr(p + s2 + 1, 32, n - s2 - 1)
+            s3 = hit - p if hit != NULL else n  # the message may be absent
+            if s3 == s2 + 1:
+                bad += 1
+                continue
+            tag = p[s2 + 1]
+            if tag != b"P" and tag != b"F":
+                bad += 1
+                continue
+            if not _rfc3339(<const unsigned char*>p, s1):
+                bad += 1
+                continue
+            self._piece(out, stream, PyUnicode_DecodeASCII(p, s1, "strict"),
+                        PyBytes_FromStringAndSize(p + s3 + 1, n - s3 - 1) if s3 < n else b"",
+                        tag == b"F")
+        return out, bad
+
+
+cdef object _loads = json.loads
+
+
+cdef class DockerParser(_Joiner):
+    """Docker json-file lines ``{"log":"...\\n","stream":"stdout","time":"..."}``."""
+
+    def parse_batch(self, list lines):
+        cdef list out = []
+        cdef int bad = 0
+        cdef str log, t
+        cdef bytes sb, tb
+        cdef bint last
+        for line in lines:
+            try:
+                obj = _loads(line)
+            except (ValueError, RecursionError):
+                bad += 1
+                continue
+            if type(obj) is not dict:
+                bad += 1
+                continue
+            log_o = obj.get("log")
+            stream_o = obj.get("stream")
+            t_o = obj.get("time")
+            if not (isinstance(log_o, str) and isinstance(stream_o, str) and isinstance(t_o, str)):
+                bad += 1
+                continue
+            if stream_o == "stdout":
+                sb = STDOUT
+            elif stream_o == "stderr":
+                sb = STDERR
+            else:
+                bad += 1
+                continue
+            t = t_o
+            if not t.isascii():
+                bad += 1
+                continue
+            tb = t.encode("ascii")
+            if not _rfc3339(<const unsigned char*>PyBytes_AS_STRING(tb), PyBytes_GET_SIZE(tb)):
+                bad += 1
+                continue
+            log = log_o
+            last = log.endswith("\n")
+            self._piece(out, sb, t, (log[:len(log) - 1] if last else log).encode("utf-8", "surrogatepass"),
+                        last)
+        return out, bad
