@@ -110,3 +110,18 @@ def test_parse_batch_matches_the_reference(fixed_now, frames):
 def test_rfc3339_check_matches_the_pattern(stamp):
     raw = stamp.encode("utf-8")
     assert _syslog.is_rfc3339_bytes(raw) == is_rfc3339(raw.decode("ascii", "replace"))
+
+
+@pytest.mark.slow
+def test_fuzz_every_parser_briefly():
+    """bench/fuzz.py for a few seconds per target (the long runs are bench's)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("atheris")
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, str(root / "bench" / "fuzz.py"), "--seconds", "5"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no crash, no mismatch" in r.stdout
