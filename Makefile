@@ -23,8 +23,10 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The agent beside rsyslog and syslog-ng (installed by bench/install-peers.sh): one table.
 bench: setup
-	$(BIN)/python bench/relay.py
+	bash bench/install-peers.sh
+	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info logtrain/*.so ext/*.c .state
+	rm -rf $(VENV) build *.egg-info logtrain/*.so ext/*.c .state .bench fuzz-crashes

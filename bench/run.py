@@ -1,0 +1,440 @@
+"""The agent side by side with rsyslog and syslog-ng, in the same run, one table.
+
+Scenarios (1,000,000 lines of about 200 bytes by default, to a TCP sink on
+loopback that counts lines; every relay's runs interleaved, medians printed):
+
+  file   a CRI-format container log read from its start and forwarded to
+         syslog+tcp: rsyslog imfile -> omfwd, syslog-ng file() -> network().
+         The agent has no file input yet: the same lines, as RFC5424, are
+         streamed into its syslog TCP input by socat (marked in the table).
+  relay  RFC5424 lines sent into a syslog TCP input and forwarded over TCP:
+         the agent, rsyslog imtcp -> omfwd, syslog-ng network() -> network().
+  latency  10,000 lines/s for a few seconds into each relay's TCP input; each
+         line carries its send time, the sink takes p50 and p99 of the delay.
+  memory resident memory idle (the inputs that exist enabled) and the peak
+         under load (VmHWM of the relay scenario).
+
+For each relay: lines/s, MB/s, CPU seconds (the relay process, all threads),
+peak RSS, and the agent's ratios to each peer. A run that does not deliver
+every line is marked incomplete rather than given a throughput.
+
+    bash bench/install-peers.sh        # rsyslog, socat, syslog-ng beside it
+    python bench/run.py [--lines N] [--runs 3] [--only relay,latency]
+
+Public tools only: Python, socat, Debian's rsyslog and syslog-ng.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from peers import free_port, make_certs, port_open, wait_for  # noqa: E402
+
+SYSLOG_NG = ROOT / ".bench" / "syslog-ng"
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+AGENT = [sys.executable, "-m", "logtrain", "run"]
+
+# Counts newline-terminated lines until it has WANT, then prints the time of
+# the last byte, the lines and the bytes. With a third argument it instead
+# records, per line, now minus the t=NANOSECONDS the sender put in it.
+SINK = textwrap.dedent(r"""
+    import selectors, socket, sys, time
+    port, want = int(sys.argv[1]), int(sys.argv[2])
+    latency = len(sys.argv) > 3
+    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port)); srv.listen(64)
+    sel = selectors.DefaultSelector(); sel.register(srv, selectors.EVENT_READ)
+    print("ready", flush=True)
+    n = nbytes = 0
+    delays = []
+    rest = {}
+    deadline = None
+    while n < want:
+        events = sel.select(timeout=1.0)
+        if not events and deadline and time.monotonic() > deadline:
+            break
+        for key, _ in events:
+            if key.fileobj is srv:
+                c, _ = srv.accept(); sel.register(c, selectors.EVENT_READ)
+                continue
+            data = key.fileobj.recv(1 << 20)
+            now = time.monotonic_ns()
+            if not data:
+                sel.unregister(key.fileobj); key.fileobj.close(); continue
+            n += data.count(b"\n"); nbytes += len(data)
+            if latency:
+                buf = rest.get(key.fd, b"") + data
+                *lines, rest[key.fd] = buf.split(b"\n")
+                for line in lines:
+                    i = line.find(b" t=")
+                    if i >= 0:
+                        delays.append(now - int(line[i + 3:i + 22].split(b" ")[0]))
+        if n and deadline is None and latency:
+            deadline = time.monotonic() + 30
+    if latency:
+        delays.sort()
+        k = len(delays)
+        p = lambda q: delays[min(k - 1, int(k * q))] / 1e6 if k else float("nan")
+        print(time.monotonic(), n, nbytes, p(0.5), p(0.99), flush=True)
+    else:
+        print(time.monotonic(), n, nbytes, flush=True)
+""")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def rfc5424_lines(n: int, size: int) -> bytes:
+    head = "<14>1 2026-11-24T10:00:00.123456Z bench-host benchapp - - - seq="
+    pad = "x" * max(0, size - len(head) - 9 - 1)
+    return "".join(f"{head}{i:08d} {pad}\n" for i in range(n)).encode()
+
+
+def cri_lines(n: int, size: int) -> bytes:
+    head = "2026-11-24T10:00:00.123456789Z stdout F seq="
+    pad = "y" * max(0, size - len(head) - 9 - 1)
+    return "".join(f"{head}{i:08d} {pad}\n" for i in range(n)).encode()
+
+
+# ----------------------------------------------------------------------------- process figures
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_mib(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# ----------------------------------------------------------------------------- relays
+
+
+class Relay:
+    """A relay process started for one run: ``inputs`` says what it listens on."""
+
+    name = ""
+
+    def __init__(self, work: Path, sink_port: int) -> None:
+        self.work = Path(tempfile.mkdtemp(dir=work, prefix=self.name + "-"))
+        self.sink_port = sink_port
+        self.tcp_port = free_port()
+        self.udp_port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start_relay(self, file: Path | None = None, idle: bool = False) -> None:
+        raise NotImplementedError
+
+    def wait_listening(self) -> None:
+        wait_for(lambda: self.proc.poll() is not None or port_open(self.tcp_port), 30,
+                 what=f"{self.name} to listen")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class AgentRelay(Relay):
+    name = "logtrain"
+
+    def start_relay(self, file: Path | None = None, idle: bool = False) -> None:
+        routes = self.work / "routes"
+        routes.write_text(f"*  syslog+tcp://127.0.0.1:{self.sink_port}\n")
+        env = {"PATH": os.environ["PATH"], "SYSLOG_TCP": "true",
+               "SYSLOG_TCP_PORT": str(self.tcp_port), "HTTP_PORT": str(free_port()),
+               "BIND_ADDRESS": "127.0.0.1", "ROUTES_FILE": str(routes),
+               "STATE_DIR": str(self.work / "state"), "LOG_LEVEL": "warning"}
+        if idle:  # the inputs that exist: TCP, UDP, TLS, HTTP syslog and events
+            certs = make_certs(self.work)
+            env.update({"SYSLOG_UDP": "true", "SYSLOG_UDP_PORT": str(self.udp_port),
+                        "SYSLOG_TLS": "true", "SYSLOG_TLS_PORT": str(free_port()),
+                        "SYSLOG_TLS_CERT_PEM": str(certs["server.pem"]),
+                        "SYSLOG_TLS_KEY_PEM": str(certs["server.key"]),
+                        "HTTP_SYSLOG": "true", "HTTP_EVENTS": "true"})
+        self.proc = subprocess.Popen(AGENT, env=env, cwd=str(ROOT))
+        self.wait_listening()
+
+
+class RsyslogRelay(Relay):
+    name = "rsyslog"
+
+    def start_relay(self, file: Path | None = None, idle: bool = False) -> None:
+        d = self.work
+        out = (f'action(type="omfwd" target="127.0.0.1" port="{self.sink_port}" protocol="tcp" '
+               'template="RSYSLOG_SyslogProtocol23Format" queue.type="LinkedList" '
+               'queue.size="200000" queue.dequeueBatchSize="1024")')
+        conf = [f'global(workDirectory="{d}" maxMessageSize="64k")',
+                'module(load="imtcp")', 'module(load="imudp")',
+                f'input(type="imtcp" port="{self.tcp_port}" ruleset="fwd")',
+                f'input(type="imudp" port="{self.udp_port}" ruleset="fwd")']
+        if file is not None:
+            conf += ['module(load="imfile")',
+                     f'input(type="imfile" file="{file}" tag="app" ruleset="fwd" '
+                     'freshStartTail="off" readMode="0")']
+        conf += ['ruleset(name="fwd") {', "  " + out, "}"]
+        (d / "rsyslog.conf").write_text("\n".join(conf) + "\n")
+        self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(d / "rsyslog.conf"),
+                                      "-i", str(d / "pid")])
+        self.wait_listening()
+
+
+class SyslogNgRelay(Relay):
+    name = "syslog-ng"
+
+    def start_relay(self, file: Path | None = None, idle: bool = False) -> None:
+        d = self.work
+        src = [f'network(ip("127.0.0.1") port({self.tcp_port}) transport("tcp") '
+               'log-iw-size(100000) log-fetch-limit(1000) max-connections(100))',
+               f'network(ip("127.0.0.1") port({self.udp_port}) transport("udp"))']
+        if file is not None:
+            src.append(f'file("{file}" flags(no-parse) follow-freq(0.1) log-iw-size(100000) '
+                       'log-fetch-limit(1000) program-override("app"))')
+        conf = textwrap.dedent(f"""\
+            @version: 3.38
+            options {{ stats-freq(0); log-fifo-size(200000); flush-lines(1000);
+                      keep-hostname(yes); mark-freq(0); }};
+            source s_in {{ {" ".join(s + ";" for s in src)} }};
+            destination d_out {{ network("127.0.0.1" port({self.sink_port}) transport("tcp")
+                template("<${{PRI}}>1 ${{ISODATE}} ${{HOST}} ${{PROGRAM}} - - - ${{MSG}}\\n")); }};
+            log {{ source(s_in); destination(d_out); flags(flow-control); }};
+            """)
+        (d / "syslog-ng.conf").write_text(conf)
+        lib = SYSLOG_NG / "usr/lib/syslog-ng"
+        env = dict(os.environ, LD_LIBRARY_PATH=str(lib))
+        self.proc = subprocess.Popen(
+            [str(SYSLOG_NG / "usr/sbin/syslog-ng"), "-F", "-f", str(d / "syslog-ng.conf"),
+             "-p", str(d / "pid"), "-R", str(d / "persist"), "-c", str(d / "ctl"),
+             f"--module-path={lib / '3.38'}", "--no-caps"], env=env,
+            stdout=subprocess.DEVNULL, stderr=open(d / "stderr", "wb"))
+        self.wait_listening()
+
+
+RELAYS = [AgentRelay, RsyslogRelay, SyslogNgRelay]
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def start_sink(port: int, want: int, latency: bool = False) -> subprocess.Popen:
+    args = [sys.executable, "-c", SINK, str(port), str(want)] + (["latency"] if latency else [])
+    sink = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert sink.stdout.readline().strip() == "ready"
+    return sink
+
+
+def finish(sink: subprocess.Popen, timeout: float) -> list[str]:
+    try:
+        out, _ = sink.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        sink.kill()
+        return []
+    return out.split()
+
+
+def throughput(cls: type[Relay], scenario: str, data: Path, agent_data: Path, lines: int,
+               work: Path) -> dict:
+    sink_port = free_port()
+    sink = start_sink(sink_port, lines)
+    relay = cls(work, sink_port)
+    try:
+        if scenario == "file" and cls is not AgentRelay:
+            # the peer reads the file itself, from its start, as soon as it starts
+            t0 = time.monotonic()
+            relay.start_relay(file=data)
+            cpu0 = 0.0
+        else:
+            relay.start_relay()
+            time.sleep(0.3)
+            cpu0 = cpu_seconds(relay.proc.pid)
+            t0 = time.monotonic()
+            feed = agent_data if cls is AgentRelay else data
+            subprocess.run(["socat", "-u", f"OPEN:{feed}", f"TCP:127.0.0.1:{relay.tcp_port}"],
+                           check=True)
+        out = finish(sink, 300)
+        cpu = cpu_seconds(relay.proc.pid) - cpu0
+        peak = status_mib(relay.proc.pid, "VmHWM")
+    finally:
+        relay.stop()
+        sink.kill()
+    if not out or int(out[1]) < lines:
+        got = int(out[1]) if out else 0
+        return {"ok": False, "got": got, "cpu": cpu, "peak": peak}
+    secs = float(out[0]) - t0
+    return {"ok": True, "lps": lines / secs, "mbps": int(out[2]) / secs / 1e6, "cpu": cpu,
+            "peak": peak}
+
+
+def latency(cls: type[Relay], rate: int, seconds: float, work: Path) -> dict:
+    sink_port = free_port()
+    total = int(rate * seconds)
+    sink = start_sink(sink_port, total, latency=True)
+    relay = cls(work, sink_port)
+    try:
+        relay.start_relay()
+        time.sleep(0.3)
+        pad = "z" * 120
+        with socket.create_connection(("127.0.0.1", relay.tcp_port)) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            start = time.monotonic()
+            sent = 0
+            while sent < total:
+                due = int((time.monotonic() - start) * rate) + 1
+                batch = []
+                while sent < min(due, total):
+                    batch.append(f"<14>1 2026-11-24T10:00:00.000000Z bench-host benchapp - - - "
+                                 f"seq={sent:08d} t={time.monotonic_ns()} {pad}\n")
+                    sent += 1
+                if batch:
+                    s.sendall("".join(batch).encode())
+                time.sleep(0.001)
+            out = finish(sink, 60)
+    finally:
+        relay.stop()
+        sink.kill()
+    if not out or int(out[1]) < total:
+        return {"ok": False}
+    return {"ok": True, "p50": float(out[3]), "p99": float(out[4])}
+
+
+def idle_memory(cls: type[Relay], work: Path) -> float:
+    relay = cls(work, free_port())
+    try:
+        relay.start_relay(idle=True)
+        time.sleep(2)
+        return status_mib(relay.proc.pid, "VmRSS")
+    finally:
+        relay.stop()
+
+
+# ----------------------------------------------------------------------------- table
+
+
+def med(rows: list[dict], key: str) -> float:
+    vals = [r[key] for r in rows if r.get("ok", True) and key in r]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--size", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rate", type=int, default=10_000, help="lines/s of the latency scenario")
+    ap.add_argument("--latency-seconds", type=float, default=5.0)
+    ap.add_argument("--only", default="file,relay,latency,memory")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    relays = [AgentRelay]
+    if os.path.exists(RSYSLOGD):
+        relays.append(RsyslogRelay)
+    if (SYSLOG_NG / "usr/sbin/syslog-ng").exists():
+        relays.append(SyslogNgRelay)
+    if len(relays) < 3:
+        print("a peer is missing: run bash bench/install-peers.sh", file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix="logtrain-bench-"))
+    results: dict[tuple[str, str], list[dict]] = {}
+    try:
+        relay_data = work / "relay.log"
+        relay_data.write_bytes(rfc5424_lines(args.lines, args.size))
+        cri = work / "containers" / "app.log"
+        cri.parent.mkdir()
+        cri.write_bytes(cri_lines(args.lines, args.size))
+        for r in range(args.runs):  # interleaved, so a shared machine's drift hits all alike
+            for cls in relays:
+                for scenario in ("file", "relay"):
+                    if scenario in only:
+                        # a fresh copy each run: imfile and file() remember positions
+                        data = work / "containers" / f"app-{r}-{cls.name}.log"
+                        if scenario == "file":
+                            shutil.copyfile(cri, data)
+                        res = throughput(cls, scenario, data if scenario == "file" else relay_data,
+                                         relay_data, args.lines, work)
+                        results.setdefault((scenario, cls.name), []).append(res)
+                        if scenario == "file":
+                            data.unlink()
+                        print(f"run {r + 1} {scenario:6s} {cls.name:10s} "
+                              + (f"{res['lps']:,.0f} lines/s" if res["ok"]
+                                 else f"INCOMPLETE: {res['got']:,} of {args.lines:,}"),
+                              file=sys.stderr, flush=True)
+                if "latency" in only:
+                    results.setdefault(("latency", cls.name), []).append(
+                        latency(cls, args.rate, args.latency_seconds, work))
+                if "memory" in only:
+                    results.setdefault(("idle", cls.name), []).append(
+                        {"rss": idle_memory(cls, work)})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nlogtrain side by side with its peers: {args.lines:,} lines of ~{args.size} B, "
+          f"median of {args.runs} interleaved runs, {os.cpu_count()} CPUs")
+    head = (f"{'scenario':<8} {'relay':<11} {'lines/s':>10} {'MB/s':>7} {'CPU s':>7} "
+            f"{'peak RSS MiB':>12}")
+    print(head)
+    print("-" * len(head))
+    table: dict[tuple[str, str], dict] = {}
+    for scenario in ("file", "relay"):
+        for cls in relays:
+            rows = results.get((scenario, cls.name), [])
+            if not rows:
+                continue
+            incomplete = sum(not x["ok"] for x in rows)
+            m = {k: med(rows, k) for k in ("lps", "mbps", "cpu", "peak")}
+            table[(scenario, cls.name)] = m
+            label = cls.name + ("*" if scenario == "file" and cls is AgentRelay else "")
+            note = f"  ({incomplete} run(s) incomplete)" if incomplete else ""
+            print(f"{scenario:<8} {label:<11} {m['lps']:>10,.0f} {m['mbps']:>7.1f} "
+                  f"{m['cpu']:>7.2f} {m['peak']:>12.1f}{note}")
+    if any(s == "file" for s, _ in table):
+        print("* the agent has no file input yet: socat streams the same lines, as RFC5424,"
+              " into its syslog TCP input")
+    extra: dict[str, dict] = {}
+    if {"latency", "memory"} & only:
+        print(f"\n{'relay':<11} {'idle RSS MiB':>12} {'p50 ms':>8} {'p99 ms':>8}   "
+              f"(latency at {args.rate:,} lines/s, write to receipt)")
+        for cls in relays:
+            lat = results.get(("latency", cls.name), [])
+            e = extra[cls.name] = {"idle": med(results.get(("idle", cls.name), []), "rss"),
+                                   "p50": med(lat, "p50"), "p99": med(lat, "p99")}
+            print(f"{cls.name:<11} {e['idle']:>12.1f} {e['p50']:>8.2f} {e['p99']:>8.2f}")
+    print()
+    for scenario in ("file", "relay"):
+        a = table.get((scenario, "logtrain"))
+        for cls in relays[1:]:
+            p = table.get((scenario, cls.name))
+            if a and p:
+                print(f"{scenario:<7} logtrain/{cls.name:<10} throughput x{a['lps'] / p['lps']:.2f}"
+                      f"   CPU x{a['cpu'] / p['cpu']:.2f}   peak RSS x{a['peak'] / p['peak']:.2f}")
+    for cls in relays[1:]:
+        a, p = extra.get("logtrain"), extra.get(cls.name)
+        if a and p:
+            print(f"{'idle':<7} logtrain/{cls.name:<10} RSS x{a['idle'] / p['idle']:.2f}"
+                  f"   latency p50 x{a['p50'] / p['p50']:.2f}   p99 x{a['p99'] / p['p99']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
