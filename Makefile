@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: run test setup lint bench clean
 
-$(BIN)/.built: pyproject.toml setup.py $(wildcard ext/*.pyx)
+$(BIN)/.built: pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
