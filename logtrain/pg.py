@@ -132,9 +132,14 @@ class Shared:
                         raise
 
     def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-            self.conn = None
+        close_quietly(self.conn)
+        self.conn = None
+
+
+def close_quietly(conn: Any) -> None:
+    """Closes a connection that may already be broken."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            pass

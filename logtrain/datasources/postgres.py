@@ -165,12 +165,8 @@ class PostgresRoutes:
 
     def _disconnected(self) -> None:
         self.connected = False
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-            self.conn = None
+        pg.close_quietly(self.conn)
+        self.conn = None
 
     def _run(self) -> None:
         rt = self.rt
