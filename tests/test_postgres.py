@@ -523,3 +523,23 @@ def test_a_silent_database_never_blocks_the_agent(tmp_path: Path):
         assert agent.stop() == 0
         silent.close()
     assert PASSWORD not in agent.log()
+
+
+def test_psycopg2_is_loaded_only_when_a_postgres_feature_is_enabled(pg: PostgresServer,
+                                                                     tmp_path: Path):
+    def loaded(agent: Agent) -> bool:
+        return "psycopg2" in Path(f"/proc/{agent.proc.pid}/maps").read_text()
+
+    without, p1 = start_agent(tmp_path / "without", {}, routes="* stdout://\n")
+    try:
+        assert not loaded(without)
+    finally:
+        p1.close()
+        without.stop()
+    db = pg.new_database("lazy")
+    with_pg, p2 = start_agent(tmp_path / "with", {"POSTGRES": "true", "DATABASE_URL": pg.url(db)})
+    try:
+        assert loaded(with_pg)
+    finally:
+        p2.close()
+        with_pg.stop()
