@@ -10,7 +10,6 @@ validated up front; a ConfigError names the setting and what is wrong with it.
 from __future__ import annotations
 
 import os
-import tomllib
 from typing import Any, NamedTuple
 
 from logtrain.urls import redact_url
@@ -177,6 +176,8 @@ def load(
     origins = {s.name: "default" for s in SETTINGS}
     path = config_file or env.get("LOGTRAIN_CONFIG") or ""
     if path:
+        import tomllib  # only with a file: 0.6 MB the environment-only agent does without
+
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
