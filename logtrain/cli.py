@@ -7,11 +7,18 @@ def main(argv: list[str] | None = None) -> int:
     # gevent must patch socket and friends before anything imports them. ssl is
     # left out: it costs 4 MB, so logtrain.tls patches and loads it only when a
     # TLS input or a tls/https drain needs it.
+    import reprlib
     import sys
 
+    _defer_pprint()  # before gevent is imported
+    import gevent
     from gevent import monkey
 
     _skip_gevent_plugins()
+
+    # The hub formats the context of an error report with pprint.saferepr by
+    # default; reprlib's bounded repr does the same job without pprint.
+    gevent.config.format_context = [reprlib.repr]  # a list: gevent takes the first it can
     # subprocess is left alone too: the agent starts no process, and gevent's
     # version loads subprocess and pickle (0.6 MB).
     monkey.patch_all(ssl=False, subprocess=False)
@@ -57,6 +64,27 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"logtrain: configuration error: {e}", file=sys.stderr)
         return 2
+
+
+def _defer_pprint() -> None:
+    """gevent.util, which gevent's resolver threadpool imports, imports pprint
+    for debugging helpers the agent never calls; pprint imports dataclasses,
+    inspect, ast and dis (1.1 MB resident). A stand-in module loads the real
+    pprint the first time anything is looked up on it (a traceback dump, say)."""
+    import importlib
+    import sys
+    import types
+
+    if "pprint" in sys.modules:
+        return
+
+    class _Deferred(types.ModuleType):
+        def __getattr__(self, name: str):
+            if sys.modules.get("pprint") is self:
+                del sys.modules["pprint"]
+            return getattr(importlib.import_module("pprint"), name)
+
+    sys.modules["pprint"] = _Deferred("pprint")
 
 
 def _skip_gevent_plugins() -> None:

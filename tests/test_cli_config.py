@@ -174,3 +174,27 @@ def test_redact_url():
     assert redact_url("https://TOKEN123@h/") == "https://****@h/"
     assert redact_url("stdout://") == "stdout://"
     assert redact_url("file:///var/log/x.log") == "file:///var/log/x.log"
+
+
+def test_pprint_is_deferred_until_used():
+    """The agent keeps pprint (and the dataclasses/inspect/ast it imports) out
+    until something uses it; when something does, it is the real module."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from logtrain import cli\n"
+        "cli.main(['version'])\n"
+        "import gevent, socket\n"
+        "gevent.get_hub().threadpool\n"
+        "socket.getaddrinfo('127.0.0.1', 9)\n"
+        "assert 'dataclasses' not in sys.modules and 'inspect' not in sys.modules\n"
+        "import pprint\n"
+        "assert pprint.pformat({'a': [1]}) == \"{'a': [1]}\"\n"
+        "assert 'dataclasses' in sys.modules\n"
+        "assert gevent.get_hub().format_context({'x': 1}) == \"{'x': 1}\"\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr
