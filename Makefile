@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint bench clean
+.PHONY: run test setup lint bench clean binary test-binary
 
 $(BIN)/.built: pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +28,16 @@ bench: setup
 	bash bench/install-peers.sh
 	$(BIN)/python bench/run.py
 
+# dist/logtrain, the one-file executable (PyInstaller).
+binary: setup
+	bash packaging/build-binary.sh
+
+# The integration tests against dist/logtrain instead of the source tree.
+test-binary: binary
+	bash scripts/install-test-deps.sh
+	LOGTRAIN_TEST_BINARY=$(CURDIR)/dist/logtrain $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_e2e.py tests/test_http_io.py tests/test_postgres.py \
+		tests/test_hostile_input.py tests/test_httpserver.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info logtrain/*.so ext/*.c .state .bench fuzz-crashes
+	rm -rf $(VENV) build dist *.egg-info logtrain/*.so ext/*.c .state .bench fuzz-crashes

@@ -99,8 +99,11 @@ class Agent:
     def start(self, wait: bool = True) -> Agent:
         self._log = open(self.log_path, "ab")
         self._out = open(self.stdout_path, "ab")
+        # LOGTRAIN_TEST_BINARY runs the tests against a built executable
+        # (packaging/build-binary.sh) instead of the source tree.
+        binary = os.environ.get("LOGTRAIN_TEST_BINARY")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "logtrain", "run"],
+            [binary, "run"] if binary else [sys.executable, "-m", "logtrain", "run"],
             env=self.env, cwd=str(ROOT), stdout=self._out, stderr=self._log,
         )
         if wait:
