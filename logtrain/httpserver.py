@@ -79,12 +79,23 @@ class _Conn:
                 return None
 
     def exactly(self, n: int) -> bytes:
-        while len(self.buf) - self.pos < n:
-            if not self._fill():
+        have = len(self.buf) - self.pos
+        if have >= n:
+            out = self.buf[self.pos:self.pos + n]
+            self.pos += n
+            return out
+        # a large body: gather the reads and join once (no copy per read)
+        parts = [self.buf[self.pos:]]
+        self.buf, self.pos = b"", 0
+        while have < n:
+            data = self.sock.recv(max(READ, min(n - have, 1 << 20)))
+            if not data:
                 raise BadRequest("400 Bad Request", "body shorter than announced")
-        out = self.buf[self.pos:self.pos + n]
-        self.pos += n
-        return out
+            parts.append(data)
+            have += len(data)
+        out = b"".join(parts)
+        self.buf = out[n:]
+        return out[:n]
 
 
 class _Body:

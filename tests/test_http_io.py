@@ -245,3 +245,19 @@ def test_metrics_and_health(run_agent):
     assert 'logtrain_input_frames_total{input="syslog_tcp"} 2' in text
     assert "logtrain_routes 1" in text
     assert urllib.request.urlopen(f"http://127.0.0.1:{a.http_port}/health").read() == b"ok\n"
+
+
+def test_a_body_larger_than_the_drain_buffer_is_accepted_whole(run_agent, tmp_path):
+    """One POST can carry more than DRAIN_BUFFER_SIZE: it is routed in slices
+    with backpressure between them, not refused forever with 503."""
+    out = tmp_path / "big.log"
+    agent = run_agent(f"* file://{out}\n", DRAIN_BUFFER_SIZE="1M",
+                      HTTP_MAX_BODY="4M")
+    n = 20000
+    body = b"".join(LINE + b"big %06d %s\n" % (i, b"x" * 120) for i in range(n))
+    assert len(body) > 3 << 20
+    status, _, text = agent.post("/syslog", body)
+    assert status == 200 and json.loads(text)["accepted"] == n
+    wait_for(lambda: out.exists() and out.read_bytes().count(b"\n") == n, 15)
+    lines = out.read_bytes().splitlines()
+    assert [int(line.split(b" big ")[1][:6]) for line in lines] == list(range(n))

@@ -8,7 +8,8 @@ array of them, or NDJSON.
 
 Malformed frames or items are counted and skipped; the answer says how many
 were accepted and rejected (400 when none was accepted). When a drain has no
-room the answer is 503 with Retry-After, so the sender keeps the data.
+room the answer is 503 with Retry-After, so the sender keeps the data (and may
+send again what was routed before the refusal: at least once).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from logtrain.syslog import Framer
 
 MAX_REPORTED_ERRORS = 5
 BACKPRESSURE_WAIT = 5.0
+SLICE = 2000  # packets routed at a time from one body
 
 
 class _HTTPInput(Input):
@@ -41,15 +43,22 @@ class _HTTPInput(Input):
             summary["errors"] = errors[:MAX_REPORTED_ERRORS]
         if not packets:
             return json_response("400 Bad Request", summary)
-        ack = Ack(lambda ok: None)
-        congested = self.router.route(packets, ack)
-        if not ack.ok:
-            # A drain refused the batch for lack of room: ask the sender to retry.
-            return json_response("503 Service Unavailable",
-                                 dict(summary, error="a drain is full, retry later"),
-                                 [("Retry-After", "1")])
-        for drain in congested:
-            drain.wait_space(BACKPRESSURE_WAIT)
+        # A body can hold more than a drain's whole buffer (HTTP_MAX_BODY is
+        # 10 MiB, DRAIN_BUFFER_SIZE 8 MiB): routed in one piece it could never
+        # be accepted and the sender would retry it forever. Slices are routed
+        # one after another, waiting for congested drains between them.
+        for start in range(0, len(packets), SLICE):
+            ack = Ack(lambda ok: None)
+            congested = self.router.route(packets[start:start + SLICE], ack)
+            if not ack.ok:
+                # A drain refused a slice for lack of room: ask the sender to
+                # retry (what was routed before it may then arrive twice).
+                return json_response("503 Service Unavailable",
+                                     dict(summary, error="a drain is full, retry later",
+                                          routed_before_refusal=start),
+                                     [("Retry-After", "1")])
+            for drain in congested:
+                drain.wait_space(BACKPRESSURE_WAIT)
         return json_response("200 OK", summary)
 
     def handle(self, env: dict, body: bytes) -> Response:
