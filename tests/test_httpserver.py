@@ -8,6 +8,8 @@ import socket
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from peers import Agent, wait_for
 
 EVENT = b'{"hostname":"web-1","tag":"api","message":"%s"}'
@@ -159,3 +161,30 @@ def test_path_is_percent_decoded_and_unknown_paths_are_404(agent):
     status, headers, _ = read_response(s, buf)
     assert status == 405 and headers["allow"] == "POST"
     s.close()
+
+
+request_parts = st.one_of(
+    st.sampled_from([b"GET ", b"POST ", b"/events", b"/health", b" HTTP/1.1", b" HTTP/1.0",
+                     b"\r\n", b"\n", b"Content-Length: 5", b"Content-Length: 99999999999",
+                     b"Transfer-Encoding: chunked", b"Expect: 100-continue", b"5\r\nhello\r\n",
+                     b"0\r\n\r\n", b"ffffffffffffffff\r\n", b": ", b"Connection: close", b"\x00"]),
+    st.binary(max_size=40),
+)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(request_parts, max_size=30))
+def test_any_bytes_get_an_answer_or_a_close_and_the_server_lives_on(agent, parts):
+    s = connect(agent)
+    s.settimeout(3)
+    try:
+        s.sendall(b"".join(parts))
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(65536):  # until the server closes: it must not hang on us
+            pass
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        s.close()
+    assert agent.healthy()
