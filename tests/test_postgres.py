@@ -547,3 +547,24 @@ def test_psycopg2_is_loaded_only_when_a_postgres_feature_is_enabled(pg: Postgres
     finally:
         p2.close()
         with_pg.stop()
+
+
+def test_persistent_drains_share_a_few_connections(pg: PostgresServer, tmp_path: Path):
+    """Thirty builds at once do not take thirty database connections."""
+    db = pg.new_database("persist_many")
+    routes = "".join(f"build{i} persistent://key-{i}\n" for i in range(30))
+    env = {"PERSISTENT": "true", "PERSISTENT_DATABASE_URL": pg.url(db), "DRAIN_MAX_CONNECTIONS": "3"}
+    agent, probe = start_agent(tmp_path, env, routes=routes)
+    try:
+        for rnd in range(3):
+            for i in range(30):
+                probe.send(f"build{i}", f"round {rnd}")
+        def complete() -> bool:
+            return all(agent.request("GET", f"/logs/key-{i}")[2].count(b"round ") == 3
+                       for i in range(30))
+        wait_for(complete, 20, 0.2, what="every key's three lines")
+        used = pg.sql("select count(*) from pg_stat_activity where datname = %s", (db,))[0][0]
+        assert used <= 3 + 1, used  # the drains' pool, and the reader's connection
+    finally:
+        probe.close()
+        assert agent.stop() == 0

@@ -7,13 +7,18 @@ rewrites the whole value on every append. Here each write adds one chunk row
 holding every line gathered in that second (the drain flushes once a second, one
 INSERT per flush, never one per line), and a read concatenates a key's chunks in
 order. Chunks are bytea, so any byte a message holds (NUL included) survives.
-One writer per drain keeps the chunks of a key in order.
+One writer per drain keeps the chunks of a key in order; every persistent
+drain shares one small pool of database connections (DRAIN_MAX_CONNECTIONS).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from gevent.lock import BoundedSemaphore
 
 from logtrain import pg
 from logtrain.outputs.base import Connection, Output
@@ -69,28 +74,67 @@ def key_of(url: DrainURL) -> str:
     return key
 
 
-class ChunkWriter(Connection):
-    def __init__(self, url: str, key: str) -> None:
+class _Pool:
+    """Connections to one database shared by every persistent:// drain: a
+    node may run dozens of builds at once, and one connection per key would
+    use up the server's max_connections. At most ``size`` connections, kept
+    open while they work; one that fails is closed, not reused."""
+
+    def __init__(self, url: str, size: int) -> None:
         self.url = url
+        self.lock = BoundedSemaphore(size)
+        self.idle: list[Any] = []
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self.lock:
+            conn = self.idle.pop() if self.idle else None
+            if conn is None or conn.closed:
+                try:
+                    conn = pg.connect(self.url)
+                except pg.psycopg2().Error as e:
+                    raise ConnectionError(pg.describe(e, self.url)) from None
+            try:
+                with conn.cursor() as cur:
+                    ensure_schema(cur, self.url)
+                yield conn
+            except pg.psycopg2().Error as e:
+                pg.close_quietly(conn)
+                # for the drain's log: the server's words, never the password
+                raise ConnectionError(pg.describe(e, self.url)) from None
+            except BaseException:
+                pg.close_quietly(conn)
+                raise
+            self.idle.append(conn)
+
+
+_pools: dict[str, _Pool] = {}
+
+
+def pool(url: str, size: int) -> _Pool:
+    p = _pools.get(url)
+    if p is None:
+        p = _pools[url] = _Pool(url, size)
+    return p
+
+
+class ChunkWriter(Connection):
+    """A drain writer's 'connection': the shared pool, and the key it writes."""
+
+    def __init__(self, pool: _Pool, key: str) -> None:
+        self.pool = pool
         self.key = key
-        self.conn = pg.connect(url)
-        try:
-            with self.conn.cursor() as cur:
-                ensure_schema(cur, url)
-                cur.execute("insert into persistent_keys (key) values (%s) on conflict do nothing",
-                            (key,))
-        except BaseException:
-            self.conn.close()
-            raise
+        self.registered = False
 
     def send(self, items: list[Any]) -> None:
         data = b"".join(items)
-        with self.conn.cursor() as cur:
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            if not self.registered:
+                cur.execute("insert into persistent_keys (key) values (%s) on conflict do nothing",
+                            (self.key,))
+                self.registered = True
             cur.execute("insert into persistent_chunks (key, data) values (%s, %s)",
                         (self.key, pg.psycopg2().Binary(data)))
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 class PersistentOutput(Output):
@@ -112,11 +156,7 @@ class PersistentOutput(Output):
         return data, len(data)
 
     def connect(self) -> Connection:
-        try:
-            return ChunkWriter(self.database, self.key)
-        except pg.psycopg2().Error as e:
-            # the error text can name the server, never the password
-            raise ConnectionError(pg.describe(e, self.database)) from None
+        return ChunkWriter(pool(self.database, self.rt.config.drain_max_connections), self.key)
 
 
 class PersistentReader:
