@@ -11,19 +11,9 @@ import statistics
 import time
 from collections.abc import Callable
 
+from run import cri_lines, rfc5424_lines  # the same data as the relay benchmarks
+
 from logtrain import serialize, syslog, tail
-
-
-def rfc5424_stream(n: int, size: int = 200) -> bytes:
-    head = "<134>1 2026-11-24T00:00:00.000000Z bench-host benchapp - - - seq="
-    pad = "x" * max(0, size - len(head) - 9 - 1)
-    return "".join(f"{head}{i:08d} {pad}\n" for i in range(n)).encode()
-
-
-def cri_lines(n: int, size: int = 200) -> list[bytes]:
-    head = "2026-11-24T10:00:00.123456789Z stdout F seq="
-    pad = "y" * max(0, size - len(head) - 9)
-    return [f"{head}{i:08d} {pad}".encode() for i in range(n)]
 
 
 def timed(fn: Callable[[], object], runs: int) -> float:
@@ -41,11 +31,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     n = args.lines
-    stream = rfc5424_stream(n)
+    stream = rfc5424_lines(n, 200)
     chunks = [stream[i:i + 65536] for i in range(0, len(stream), 65536)]
     packets = syslog.parse_batch(syslog.Framer().feed(stream))[0]
-    cri = cri_lines(n)
-    cri_text = b"\n".join(cri) + b"\n"
+    cri_text = cri_lines(n, 200)
     cri_chunks = [cri_text[i:i + 65536] for i in range(0, len(cri_text), 65536)]
 
     def frame_parse(framer_cls: type, parse_batch: Callable) -> Callable[[], object]:

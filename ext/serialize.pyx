@@ -9,6 +9,11 @@ surrogates as \\uDXXX, so the output always encodes as UTF-8.
 
 from cpython.unicode cimport PyUnicode_AsUTF8String
 
+# The escapes JSON has a short form for; every other one is \\uXXXX.
+cdef dict _SHORT = {0x22: '\\"', 0x5C: '\\\\', 0x0A: '\\n', 0x0D: '\\r', 0x09: '\\t',
+                    0x08: '\\b', 0x0C: '\\f'}
+
+
 cdef inline bint _needs_escape(Py_UCS4 c):
     return c < 0x20 or c == 0x22 or c == 0x5C or (0xD800 <= c <= 0xDFFF)
 
@@ -18,27 +23,14 @@ cdef str _escape(str s):
     cdef list out = ['"']
     cdef Py_ssize_t start = 0, i = 0
     cdef unsigned int code
+    cdef object esc
     for c in s:
         if _needs_escape(c):
             if i > start:
                 out.append(s[start:i])
-            if c == 0x22:
-                out.append('\\"')
-            elif c == 0x5C:
-                out.append('\\\\')
-            elif c == 0x0A:
-                out.append('\\n')
-            elif c == 0x0D:
-                out.append('\\r')
-            elif c == 0x09:
-                out.append('\\t')
-            elif c == 0x08:
-                out.append('\\b')
-            elif c == 0x0C:
-                out.append('\\f')
-            else:
-                code = c
-                out.append("\\u%04x" % code)
+            code = c
+            esc = _SHORT.get(code)
+            out.append(esc if esc is not None else "\\u%04x" % code)
             start = i + 1
         i += 1
     if start == 0:

@@ -23,16 +23,14 @@ cdef object Packet = None
 cdef object FrameErrors = None
 cdef object now_rfc3339 = None
 cdef object local_rfc3339 = None
-cdef object is_rfc3339_py = None
 
 
-def _bind(packet, frame_errors, now, local, is_rfc3339):
-    global Packet, FrameErrors, now_rfc3339, local_rfc3339, is_rfc3339_py
+def _bind(packet, frame_errors, now, local):
+    global Packet, FrameErrors, now_rfc3339, local_rfc3339
     Packet = packet
     FrameErrors = frame_errors
     now_rfc3339 = now
     local_rfc3339 = local
-    is_rfc3339_py = is_rfc3339
 
 
 cdef enum:

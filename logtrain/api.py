@@ -26,6 +26,11 @@ API_MAX_BODY = 64 << 10
 MAX_HOSTNAME = 255
 
 
+def _no_writable(method: str) -> Response:
+    return json_response("409 Conflict", {
+        "error": f"no writable datasource: {method} /routes needs POSTGRES=true"})
+
+
 class TokenGuard:
     def __init__(self, token: str) -> None:
         self.token = token.encode()
@@ -66,8 +71,7 @@ class RoutesAPI:
     def _create(self, body: bytes) -> Response:
         ds = self._writable()
         if ds is None:
-            return json_response("409 Conflict", {
-                "error": "no writable datasource: POST /routes needs POSTGRES=true"})
+            return _no_writable("POST")
         try:
             obj = json.loads(body)
         except ValueError as e:
@@ -111,8 +115,7 @@ class RoutesAPI:
             return json_response("404 Not Found", {"error": "no such route"})
         ds = self._writable()
         if ds is None:
-            return json_response("409 Conflict", {
-                "error": "no writable datasource: DELETE /routes needs POSTGRES=true"})
+            return _no_writable("DELETE")
         try:
             found = ds.delete(drain)
         except Exception as e:  # noqa: BLE001

@@ -134,11 +134,8 @@ class _Body:
                     pass
                 self.done = True
                 break
-            if size + n > limit:
-                # over the caller's limit: read no further, the caller refuses it
-                parts.append(b"\0" * (limit + 1 - size))
-                size = limit + 1
-                break
+            if size + n > limit:  # read no further: the connection closes after the 413
+                raise BadRequest("413 Content Too Large", f"body over the limit ({limit} bytes)")
             parts.append(self.conn.exactly(n))
             size += n
             if self.conn.exactly(2) not in (b"\r\n",):

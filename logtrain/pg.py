@@ -11,10 +11,11 @@ cost more than it saves.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import gevent
-from gevent.lock import Semaphore
+from gevent.lock import BoundedSemaphore
 from gevent.socket import wait_read, wait_write
 
 from logtrain.urls import redact_url
@@ -98,42 +99,58 @@ def is_connection_error(err: BaseException) -> bool:
     return isinstance(err, (pg.OperationalError, pg.InterfaceError))
 
 
-class Shared:
-    """One lazily opened connection used by request handlers, one at a time.
+class Pool:
+    """At most ``size`` connections to one database, opened when needed and
+    kept while they work.
 
-    ``run(fn)`` calls ``fn(cursor)``; a connection that turns out to be dead is
-    reopened and the call tried once more, so a database restart costs a
-    request nothing once the database is back.
+    ``run(fn)`` calls ``fn(cursor)`` on one of them. A connection found dead
+    on reuse (the database restarted) is reopened and the call tried once
+    more, so a restart costs a caller nothing once the database is back;
+    ``prepare(cursor)`` runs once on every new connection.
     """
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, size: int = 1, timeout: float = 5.0,
+                 prepare: Callable[[Any], None] | None = None) -> None:
         self.url = url
         self.timeout = timeout
-        self.conn: Any = None
-        self.lock = Semaphore()
+        self.prepare = prepare
+        self.lock = BoundedSemaphore(size)
+        self.idle: list[Any] = []
 
-    def run(self, fn: Any) -> Any:
+    def run(self, fn: Callable[[Any], Any]) -> Any:
         with self.lock:
             for attempt in (1, 2):
-                reused = self.conn is not None and not self.conn.closed
+                conn = self.idle.pop() if self.idle else None
+                reused = conn is not None and not conn.closed
+                ready = reused
                 try:
                     if not reused:
-                        self.conn = connect(self.url, self.timeout)
+                        conn = connect(self.url, self.timeout)
+                        if self.prepare is not None:
+                            with conn.cursor() as cur:
+                                self.prepare(cur)
+                        ready = True
                     with gevent.Timeout(self.timeout * 6, TimeoutError("postgres query timed out")):
-                        with self.conn.cursor() as cur:
-                            return fn(cur)
+                        with conn.cursor() as cur:
+                            result = fn(cur)
                 except BaseException as e:
-                    if not is_connection_error(e):
+                    if ready and isinstance(e, Exception) and not is_connection_error(e):
+                        self.idle.append(conn)  # the statement failed, not the connection
                         raise
-                    self.close()
+                    close_quietly(conn)
                     # Only a connection found dead on reuse is retried: a statement
                     # that timed out may have run, and must not run twice.
-                    if attempt == 2 or not reused or isinstance(e, TimeoutError):
+                    if (attempt == 2 or not reused or isinstance(e, TimeoutError)
+                            or not is_connection_error(e)):
                         raise
+                    continue
+                self.idle.append(conn)
+                return result
 
     def close(self) -> None:
-        close_quietly(self.conn)
-        self.conn = None
+        for conn in self.idle:
+            close_quietly(conn)
+        self.idle.clear()
 
 
 def close_quietly(conn: Any) -> None:

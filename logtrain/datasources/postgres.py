@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from typing import Any
 
 import gevent
-from gevent.event import Event
 from gevent.socket import wait_read
 
 from logtrain import pg
@@ -32,7 +30,6 @@ from logtrain.urls import redact_url
 
 CHANNELS = ("drains.insert", "drains.update", "drains.delete")
 KEEPALIVE = 30.0  # seconds of silence before the LISTEN connection is checked
-UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 
 # NOTIFY payloads are limited to 8000 bytes; a row with a long endpoint (a ?ca=
 # certificate) is announced by its id alone and read back by the agent.
@@ -129,9 +126,8 @@ class PostgresRoutes:
         self.conn: Any = None
         self.connected = False
         self.failures = 0
-        self.loaded = Event()
         self.worker: gevent.Greenlet | None = None
-        self.writer = pg.Shared(url)
+        self.writer = pg.Pool(url)
         m = rt.metrics
         m.gauge("logtrain_datasource_connected", lambda: 1 if self.connected else 0,
                 source=self.source)
@@ -214,7 +210,6 @@ class PostgresRoutes:
         self.conn = conn
         self.connected = True
         self._reconcile(rows)
-        self.loaded.set()
 
     def _listen(self) -> None:
         conn = self.conn

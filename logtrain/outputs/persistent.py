@@ -14,11 +14,7 @@ drain shares one small pool of database connections (DRAIN_MAX_CONNECTIONS).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-
-from gevent.lock import BoundedSemaphore
 
 from logtrain import pg
 from logtrain.outputs.base import Connection, Output
@@ -43,23 +39,19 @@ create table if not exists persistent_chunks (
 create index if not exists persistent_chunks_key_seq on persistent_chunks (key, seq);
 """
 
-_schema_ready: set[str] = set()  # database URLs whose schema this process has checked
-
-
-def ensure_schema(cur: Any, url: str) -> None:
-    if url in _schema_ready:
-        return
+def ensure_schema(cur: Any) -> None:
+    """Creates the tables when they are missing (run on each new connection)."""
     cur.execute("select to_regclass('persistent_chunks') is not null")
-    if not cur.fetchone()[0]:
-        cur.execute("begin")
-        try:
-            cur.execute("select pg_advisory_xact_lock(hashtext('logtrain persistent schema'))")
-            cur.execute(SCHEMA)
-            cur.execute("commit")
-        except BaseException:
-            cur.execute("rollback")
-            raise
-    _schema_ready.add(url)
+    if cur.fetchone()[0]:
+        return
+    cur.execute("begin")
+    try:
+        cur.execute("select pg_advisory_xact_lock(hashtext('logtrain persistent schema'))")
+        cur.execute(SCHEMA)
+        cur.execute("commit")
+    except BaseException:
+        cur.execute("rollback")
+        raise
 
 
 def key_of(url: DrainURL) -> str:
@@ -74,67 +66,43 @@ def key_of(url: DrainURL) -> str:
     return key
 
 
-class _Pool:
-    """Connections to one database shared by every persistent:// drain: a
-    node may run dozens of builds at once, and one connection per key would
-    use up the server's max_connections. At most ``size`` connections, kept
-    open while they work; one that fails is closed, not reused."""
-
-    def __init__(self, url: str, size: int) -> None:
-        self.url = url
-        self.lock = BoundedSemaphore(size)
-        self.idle: list[Any] = []
-
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        with self.lock:
-            conn = self.idle.pop() if self.idle else None
-            if conn is None or conn.closed:
-                try:
-                    conn = pg.connect(self.url)
-                except pg.psycopg2().Error as e:
-                    raise ConnectionError(pg.describe(e, self.url)) from None
-            try:
-                with conn.cursor() as cur:
-                    ensure_schema(cur, self.url)
-                yield conn
-            except pg.psycopg2().Error as e:
-                pg.close_quietly(conn)
-                # for the drain's log: the server's words, never the password
-                raise ConnectionError(pg.describe(e, self.url)) from None
-            except BaseException:
-                pg.close_quietly(conn)
-                raise
-            self.idle.append(conn)
+# Every persistent:// drain of a database shares one pool: a node may run
+# dozens of builds at once, and a connection per key would use up the
+# server's max_connections.
+_pools: dict[str, pg.Pool] = {}
 
 
-_pools: dict[str, _Pool] = {}
-
-
-def pool(url: str, size: int) -> _Pool:
+def pool(url: str, size: int) -> pg.Pool:
     p = _pools.get(url)
     if p is None:
-        p = _pools[url] = _Pool(url, size)
+        p = _pools[url] = pg.Pool(url, size, prepare=ensure_schema)
     return p
 
 
 class ChunkWriter(Connection):
     """A drain writer's 'connection': the shared pool, and the key it writes."""
 
-    def __init__(self, pool: _Pool, key: str) -> None:
+    def __init__(self, pool: pg.Pool, key: str) -> None:
         self.pool = pool
         self.key = key
         self.registered = False
 
     def send(self, items: list[Any]) -> None:
-        data = b"".join(items)
-        with self.pool.connection() as conn, conn.cursor() as cur:
+        data = pg.psycopg2().Binary(b"".join(items))
+
+        def write(cur: Any) -> None:
             if not self.registered:
                 cur.execute("insert into persistent_keys (key) values (%s) on conflict do nothing",
                             (self.key,))
-                self.registered = True
             cur.execute("insert into persistent_chunks (key, data) values (%s, %s)",
-                        (self.key, pg.psycopg2().Binary(data)))
+                        (self.key, data))
+
+        try:
+            self.pool.run(write)
+        except pg.psycopg2().Error as e:
+            # for the drain's log: the server's words, never the password
+            raise ConnectionError(pg.describe(e, self.pool.url)) from None
+        self.registered = True
 
 
 class PersistentOutput(Output):
@@ -165,12 +133,11 @@ class PersistentReader:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.url = rt.config.persistent_database_url
-        self.db = pg.Shared(self.url)
+        self.db = pg.Pool(self.url, prepare=ensure_schema)
 
     def read(self, key: str) -> bytes | None:
         """The lines under ``key``; None for a key never written."""
         def q(cur: Any) -> bytes | None:
-            ensure_schema(cur, self.url)
             cur.execute("select 1 from persistent_keys where key = %s", (key,))
             if cur.fetchone() is None:
                 return None
