@@ -145,6 +145,39 @@ class Agent:
                 total += value
         return total
 
+    def _status_kib(self, field: str) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise AssertionError(f"no {field} in /proc/{self.proc.pid}/status")
+
+    def rss_mib(self) -> float:
+        """The agent's resident memory now."""
+        return self._status_kib("VmRSS") / 1024
+
+    def peak_rss_mib(self) -> float:
+        """The agent's peak resident memory since it started (the kernel's VmHWM)."""
+        return self._status_kib("VmHWM") / 1024
+
+    def health_ms(self, timeout: float = 5.0) -> float:
+        """Milliseconds for one GET /health on a new connection (timeout: ``timeout`` * 1000)."""
+        started = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            if not data.startswith(b"HTTP/1.1 200"):
+                return timeout * 1000
+        except OSError:
+            return timeout * 1000
+        return (time.monotonic() - started) * 1000
+
     def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict, bytes]:
         return self.request("POST", path, body, headers)
 
