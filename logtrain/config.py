@@ -69,7 +69,12 @@ SETTINGS: list[Setting] = [
     # Limits and tuning added by this project.
     S("MAX_FRAME_SIZE", "size", 65536, "largest syslog frame accepted, bytes"),
     S("IDLE_TIMEOUT", "float", 300.0, "seconds before a silent input connection is closed"),
-    S("MAX_CONNECTIONS", "int", 1024, "most concurrent connections per stream input"),
+    S("FIRST_BYTES_TIMEOUT", "float", 10.0,
+      "seconds a new input connection has for its first bytes (TLS: its handshake)"),
+    S("MAX_CONNECTIONS", "int", 1024,
+      "most concurrent connections per stream input; at the limit the longest-idle one makes room"),
+    S("INPUT_PARTIAL_BUDGET", "size", 4 << 20,
+      "bytes of unfinished frames all input connections may hold together; past it the largest are cut"),
     S("HTTP_MAX_BODY", "size", 10 << 20, "largest HTTP input request body, bytes"),
     S("UDP_RECEIVE_BUFFER", "size", 4 << 20, "SO_RCVBUF of the UDP input, bytes"),
     S("DRAIN_BUFFER_SIZE", "size", 8 << 20, "memory buffer per drain, bytes; beyond it lines are dropped and counted"),
@@ -225,7 +230,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{s.name}: {v} is not a port number (0-65535)")
         if s.kind in ("int", "size", "float") and not s.name.endswith("_PORT") and v < 0:
             raise ConfigError(f"{s.name}: must not be negative, got {v}")
-    for name in ("MAX_FRAME_SIZE", "MAX_CONNECTIONS", "DRAIN_MAX_CONNECTIONS", "DRAIN_BUFFER_SIZE",
+    for name in ("MAX_FRAME_SIZE", "MAX_CONNECTIONS", "INPUT_PARTIAL_BUDGET", "FIRST_BYTES_TIMEOUT",
+                 "DRAIN_MAX_CONNECTIONS", "DRAIN_BUFFER_SIZE",
                  "HTTP_MAX_BODY", "UDP_MAX_PAYLOAD", "ROUTES_RELOAD_INTERVAL"):
         if not cfg._values[name]:
             raise ConfigError(f"{name}: must be greater than zero")

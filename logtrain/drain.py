@@ -190,6 +190,10 @@ class Drain:
         self.buffered += size
         if self.buffered > self.high_water:
             self.space.clear()
+        # Wake the other writers: they went back to waiting when this one took
+        # the entries, and if it now retires nobody else would look at them
+        # until the next put (lines sat in the buffer after a receiver restart).
+        self.data.set()
 
     def _finish(self, entries: list[list], ok: bool, reason: str = "") -> None:
         size = sum(e[NBYTES] for e in entries)
@@ -235,6 +239,7 @@ class Drain:
                 entries = self._take()
                 if not entries:
                     continue
+                reused = conn is not None
                 try:
                     if conn is None:
                         conn = self.output.connect()
@@ -254,6 +259,11 @@ class Drain:
                     if conn is not None:
                         self._close_conn(conn)
                         conn = None
+                    if reused and not self.failures:
+                        # A connection that sat in the pool went stale (the
+                        # receiver restarted): no sign the endpoint is down, so
+                        # reconnect at once rather than back off.
+                        continue
                     delay = self._failed(e)
                     if self._retire():
                         return  # shrink the pool while the endpoint is in trouble

@@ -106,6 +106,11 @@ class Router:
         self._cache[host] = t = tuple(drains)
         return t
 
+    def drains_for(self, hostname: str) -> tuple[Drain, ...]:
+        """The drains a packet of ``hostname`` goes to (opened on first use)."""
+        drains = self._cache.get(hostname)
+        return self._lookup(hostname) if drains is None else drains
+
     def route(self, packets: list[Packet], ack: Ack | None = None) -> list[Drain]:
         """Hands the batch to every drain its hostnames route to; returns the
         drains that are congested, for inputs that can apply backpressure."""
