@@ -32,7 +32,6 @@ class Agent:
         self.datasources: list[Any] = []
         self.closers: list[Any] = []
         self.stopping = Event()
-        self.stats: gevent.Greenlet | None = None
 
     def start(self) -> None:
         """Starts everything; raises ConfigError for what the configuration got wrong."""
@@ -85,7 +84,7 @@ class Agent:
         for ds in self.datasources:
             ds.start()
         if cfg.stats_interval:
-            self.stats = gevent.spawn(self._stats_loop)
+            rt.tasks.spawn("stats", self._stats_loop)
         rt.log.info("logtrain started", version=__version__,
                     inputs=",".join(i.describe() for i in self.inputs),
                     datasources=",".join(d.describe() for d in self.datasources),
@@ -119,8 +118,7 @@ class Agent:
             ds.stop()
         for c in self.closers:
             c.close()
-        if self.stats is not None:
-            self.stats.kill()
+        rt.tasks.stop_all()
         buffered = sum(d.buffered + d.inflight for d in self.router.drains.values())
         self.router.close(rt.config.shutdown_timeout)
         lost = sum(v for (n, labels), v in rt.metrics.counters.items()

@@ -156,7 +156,19 @@ class HTTPServer:
         self.max_body: dict[str, int] = {}  # path or prefix -> smaller body limit
         self.guards: dict[str, Guard] = {}  # path or prefix -> check before the body is read
         self.server: StreamServer | None = None
-        self.add("/health", ("GET",), lambda env, body: ("200 OK", [], b"ok\n"))
+        self.add("/health", ("GET",), self._health)
+
+    def _health(self, env: dict, body: bytes) -> Response:
+        """``ok`` while every supervised task runs (503 naming the task that
+        keeps crashing); ``?verbose`` adds each task's state as JSON."""
+        ok, tasks = self.rt.tasks.health()
+        if "verbose" in env.get("QUERY_STRING", ""):
+            return json_response("200 OK" if ok else "503 Service Unavailable",
+                                 {"status": "ok" if ok else "failing", "tasks": tasks})
+        if ok:
+            return "200 OK", [], b"ok\n"
+        failing = ", ".join(n for n, t in tasks.items() if t["state"] == "failing")
+        return "503 Service Unavailable", [], f"failing: {failing} keeps crashing\n".encode()
 
     def add(self, path: str, methods: tuple[str, ...], handler: Handler,
             max_body: int = 0, guard: Guard | None = None) -> None:

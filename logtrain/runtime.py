@@ -1,5 +1,5 @@
 """What every component is handed: the configuration, the agent's log, its
-metrics and the budget inputs share. The agent owns the only instance."""
+metrics, the budget inputs share and the supervisor of long-running tasks. The agent owns the only instance."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from logtrain.budget import PartialBudget
 from logtrain.config import Config
 from logtrain.log import Log, RateLimit
 from logtrain.metrics import Metrics
+from logtrain.supervise import Supervisor
 
 
 class Runtime:
-    __slots__ = ("config", "log", "metrics", "ratelimit", "partial")
+    __slots__ = ("config", "log", "metrics", "ratelimit", "partial", "tasks")
 
     def __init__(self, config: Config, log: Log, metrics: Metrics, ratelimit: RateLimit) -> None:
         self.config = config
@@ -19,3 +20,5 @@ class Runtime:
         self.ratelimit = ratelimit
         # unfinished input of every connection of every input, together
         self.partial = PartialBudget(config.input_partial_budget)
+        # long-running tasks, restarted when they crash
+        self.tasks = Supervisor(log, metrics, ratelimit)

@@ -126,7 +126,6 @@ class PostgresRoutes:
         self.conn: Any = None
         self.connected = False
         self.failures = 0
-        self.worker: gevent.Greenlet | None = None
         self.writer = pg.Pool(url)
         m = rt.metrics
         m.gauge("logtrain_datasource_connected", lambda: 1 if self.connected else 0,
@@ -151,11 +150,10 @@ class PostgresRoutes:
             return pg.describe(e, self.url)
 
     def start(self) -> None:
-        self.worker = gevent.spawn(self._run)
+        self.rt.tasks.spawn(self.source, self._run)
 
     def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.kill()
+        self.rt.tasks.stop(self.source)
         self._disconnected()
         self.writer.close()
 

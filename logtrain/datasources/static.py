@@ -70,7 +70,6 @@ class StaticRoutes:
         self.source = "file:" + path
         self.current: Counter[Route] = Counter()
         self.stamp: tuple | None = None
-        self.watcher: gevent.Greenlet | None = None
 
     def describe(self) -> str:
         return f"routes file {self.path}"
@@ -96,7 +95,7 @@ class StaticRoutes:
         return errors
 
     def start(self) -> None:
-        self.watcher = gevent.spawn(self._watch)
+        self.rt.tasks.spawn(self.source, self._watch)
 
     def listing(self) -> list[dict]:
         """The routes in effect, for GET /routes (read-only: edit the file)."""
@@ -104,8 +103,7 @@ class StaticRoutes:
                 for (h, u), k in sorted(self.current.items()) for _ in range(k)]
 
     def stop(self) -> None:
-        if self.watcher is not None:
-            self.watcher.kill()
+        self.rt.tasks.stop(self.source)
 
     def _stamp(self) -> tuple | None:
         try:

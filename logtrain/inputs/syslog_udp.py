@@ -13,7 +13,6 @@ import _socket
 import os
 import socket
 
-import gevent
 from gevent.socket import wait_read
 
 from logtrain.inputs.base import Input
@@ -29,7 +28,6 @@ class SyslogUDPInput(Input):
         cfg = self.rt.config
         self.address = (cfg.bind_address, cfg.syslog_udp_port)
         self.sock: _socket.socket | None = None
-        self.loop: gevent.Greenlet | None = None
 
     def describe(self) -> str:
         return f"{self.name} on {self.address[0]}:{self.address[1]}"
@@ -43,11 +41,10 @@ class SyslogUDPInput(Input):
         s.setblocking(False)
         self.sock = s
         self.rt.metrics.gauge("logtrain_input_udp_kernel_drops", self._kernel_drops, input=self.name)
-        self.loop = gevent.spawn(self._run)
+        self.rt.tasks.spawn(self.name, self._run)
 
     def stop(self) -> None:
-        if self.loop is not None:
-            self.loop.kill()
+        self.rt.tasks.stop(self.name)
         if self.sock is not None:
             self.sock.close()
 
