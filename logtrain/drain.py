@@ -195,17 +195,24 @@ class Drain:
         # until the next put (lines sat in the buffer after a receiver restart).
         self.data.set()
 
-    def _finish(self, entries: list[list], ok: bool, reason: str = "") -> None:
-        size = sum(e[NBYTES] for e in entries)
-        n = sum(e[NPACKETS] for e in entries)
-        self.inflight -= size
+    def _finish(self, entries: list[list], dropped: int = 0, reason: str = "",
+                failed: set[int] | None = None) -> None:
+        """Settles a write, the one place that decides a batch's fate: all
+        delivered, or ``dropped`` packets lost for ``reason`` (all of them
+        when ``failed`` is None, else those of the entries at the indexes in
+        ``failed``). Each packet is counted once, as sent or as dropped, and
+        every batch that lost a packet is acknowledged as failed."""
+        total = sum(e[NPACKETS] for e in entries)
+        self.inflight -= sum(e[NBYTES] for e in entries)
+        dropped = min(dropped, total)
         # counted before the acks fire, so that a callback sees its delivery counted
-        if ok:
-            self.rt.metrics.inc("logtrain_drain_sent_total", n, drain=self.name)
-        else:
-            self._drop(n, reason, None)
-        for e in entries:
+        if total > dropped:
+            self.rt.metrics.inc("logtrain_drain_sent_total", total - dropped, drain=self.name)
+        if dropped:
+            self._drop(dropped, reason, None)
+        for i, e in enumerate(entries):
             if e[ACKS]:
+                ok = not dropped or (failed is not None and i not in failed)
                 for a in e[ACKS]:
                     a.done(ok)
         if not self.buf and not self.inflight:
@@ -245,9 +252,12 @@ class Drain:
                         conn = self.output.connect()
                         self.connections += 1
                     conn.send([e[ITEM] for e in entries])
-                except Rejected as e:
-                    self._finish(entries, False, "rejected")
-                    self._log_rejected(e)
+                except Rejected as err:
+                    refused = err.packets
+                    if refused is None:
+                        refused = sum(e[NPACKETS] for e in entries)
+                    self._finish(entries, refused, "rejected", err.items)
+                    self._log_rejected(err)
                     continue
                 except gevent.GreenletExit:
                     # killed by close() after its timeout: leave the entries to be
@@ -273,7 +283,7 @@ class Drain:
                 last_write = time.monotonic()
                 if self.failures:
                     self._recovered()
-                self._finish(entries, True)
+                self._finish(entries)
         finally:
             if conn is not None:
                 self._close_conn(conn)

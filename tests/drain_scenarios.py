@@ -222,6 +222,49 @@ def scenario_pool() -> dict:
             "open_after": sink.open, "dropped": rt.metrics.total("logtrain_drain_dropped_total")}
 
 
+def scenario_rejected() -> dict:
+    """An HTTP endpoint that answers 400 to packets saying "bad" and 200 to the
+    rest: each packet counted once, as sent or dropped, and the acks say so."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(json.loads(body)["message"])
+            status = 400 if b"bad" in body else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    rt, out = runtime(DRAIN_BACKOFF_MAX="0.1")
+    r = Router(rt)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/"
+    r.add_route("t", "h", url)
+    calls = {}
+    r.route([pk("h", "good-1"), pk("h", "good-2")], Ack(lambda ok: calls.setdefault("good", ok)))
+    r.route([pk("h", "bad-1"), pk("h", "good-3")], Ack(lambda ok: calls.setdefault("mixed", ok)))
+    r.route([pk("h", "bad-2")], Ack(lambda ok: calls.setdefault("bad", ok)))
+    wait(lambda: len(calls) == 3, 10)
+    gevent.sleep(0.3)
+    m = rt.metrics
+    srv.shutdown()
+    return {"acks": calls, "seen": sorted(seen),
+            "sent": m.get("logtrain_drain_sent_total", drain=url),
+            "dropped": m.total("logtrain_drain_dropped_total"),
+            "dropped_rejected": m.get("logtrain_drain_dropped_total", drain=url, reason="rejected"),
+            "rejected_logs": out.getvalue().count("drain endpoint rejected data")}
+
+
 if __name__ == "__main__":
     print(json.dumps(globals()["scenario_" + sys.argv[1]]()))
     sys.stdout.flush()

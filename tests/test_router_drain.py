@@ -66,3 +66,14 @@ def test_pool_grows_under_pressure_and_shrinks_when_idle():
     assert r["delivered"] == r["routed"] and r["dropped"] == 0
     assert r["writers_after"] == 1  # one writer stays, ready for the next line
     assert r["connections_after"] == 0 and r["open_after"] == 0  # idle connections closed
+
+
+def test_rejected_packets_are_dropped_once_and_acked_false():
+    r = run("rejected")
+    # every packet reached the endpoint once (4xx is not retried)
+    assert r["seen"] == ["bad-1", "bad-2", "good-1", "good-2", "good-3"]
+    # counted once each: 3 sent, 2 dropped as rejected, nothing twice
+    assert r["sent"] == 3 and r["dropped"] == 2 and r["dropped_rejected"] == 2
+    # a batch that lost a packet is acknowledged as failed
+    assert r["acks"] == {"good": True, "mixed": False, "bad": False}
+    assert r["rejected_logs"] == 1  # logged by the drain, once, not again by the output

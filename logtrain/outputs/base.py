@@ -16,7 +16,18 @@ from logtrain.urls import DrainURL
 
 class Rejected(Exception):
     """The endpoint refused the data itself (an HTTP 4xx): retrying the same
-    bytes cannot succeed, so the drain drops them, counted, instead."""
+    bytes cannot succeed, so the drain drops them, counted, instead.
+
+    Raised once a write is over. ``items`` names the indexes of the items
+    (batches) that held refused data and ``packets`` how many packets were
+    refused; None for both means the whole write was refused. The drain
+    alone counts and logs the refusal and fails the acknowledgements."""
+
+    def __init__(self, reason: str, packets: int | None = None,
+                 items: set[int] | None = None) -> None:
+        super().__init__(reason)
+        self.packets = packets
+        self.items = items
 
 
 class Connection:

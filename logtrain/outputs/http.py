@@ -66,6 +66,10 @@ class _HTTPOutput(Output):
     def connect(self) -> Connection:
         return HTTPConnection(self)
 
+    def deliver(self, items: list[Any]) -> None:
+        """Posts the items; raises OSError (retried) or Rejected (dropped)."""
+        raise NotImplementedError
+
     def post(self, body: bytes, headers: dict[str, str] | None = None) -> None:
         r = self.pool.urlopen("POST", self.target, body=body, headers=headers or self.headers,
                               preload_content=True, assert_same_host=False)
@@ -78,6 +82,8 @@ class _HTTPOutput(Output):
 
 
 class HTTPConnection(Connection):
+    """A drain writer's connection: the output's urllib3 pool does the pooling."""
+
     def __init__(self, output: _HTTPOutput) -> None:
         self.output = output
 
@@ -93,26 +99,27 @@ class JSONHTTPOutput(_HTTPOutput):
         return bodies, sum(map(len, bodies))
 
     def deliver(self, items: list[Any]) -> None:
-        for bodies in items:
+        refused: set[int] = set()
+        n = 0
+        last: Rejected | None = None
+        for i, bodies in enumerate(items):
             done = 0
             try:
                 for body in bodies:
                     try:
                         self.post(body)
                     except Rejected as e:
-                        self._rejected(e)
+                        refused.add(i)
+                        n += 1
+                        last = e
                     done += 1
             finally:
-                # Delivered bodies leave the item, so a retry sends only the rest.
+                # Delivered (or refused) bodies leave the item, so a retry
+                # sends only the rest.
                 del bodies[:done]
-
-    def _rejected(self, err: Rejected) -> None:
-        rt = self.rt
-        rt.metrics.inc("logtrain_drain_dropped_total", drain=self.url.safe, reason="rejected")
-        held = rt.ratelimit.allow(("drain-rejected", self.url.safe))
-        if held is not None:
-            rt.log.warning("drain endpoint rejected data", drain=self.url.safe, error=str(err),
-                           rejections_since_last_report=held)
+        if last is not None:
+            # one packet per body: the drain counts these as dropped, the rest as sent
+            raise Rejected(str(last), packets=n, items=refused)
 
 
 class SyslogHTTPOutput(_HTTPOutput):
