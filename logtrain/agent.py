@@ -30,7 +30,6 @@ class Agent:
         self.http = HTTPServer(self.rt)
         self.inputs: list[Input] = []
         self.datasources: list[Any] = []
-        self.closers: list[Any] = []
         self.stopping = Event()
 
     def start(self) -> None:
@@ -57,10 +56,11 @@ class Agent:
             RoutesAPI(rt, self.datasources).register(self.http, cfg.api_token)
         if cfg.persistent:
             from logtrain.api import PersistentAPI
+            from logtrain.persistent_store import PersistentStore
 
-            papi = PersistentAPI(rt)
-            papi.register(self.http, cfg.api_token)
-            self.closers.append(papi)
+            rt.persistent = PersistentStore(cfg.persistent_database_url,
+                                            cfg.drain_max_connections)
+            PersistentAPI(rt).register(self.http, cfg.api_token)
         if cfg.metrics:
             self.http.add("/metrics", ("GET",), lambda env, body: (
                 "200 OK", [("Content-Type", "text/plain; version=0.0.4")],
@@ -116,11 +116,11 @@ class Agent:
         self.http.stop()
         for ds in self.datasources:
             ds.stop()
-        for c in self.closers:
-            c.close()
         rt.tasks.stop_all()
         buffered = sum(d.buffered + d.inflight for d in self.router.drains.values())
         self.router.close(rt.config.shutdown_timeout)
+        if rt.persistent is not None:
+            rt.persistent.close()  # after the drains: they flush into it
         lost = sum(v for (n, labels), v in rt.metrics.counters.items()
                    if n == "logtrain_drain_dropped_total" and ("reason", "shutdown") in labels)
         if not quiet:

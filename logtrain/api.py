@@ -136,11 +136,10 @@ class RoutesAPI:
 
 
 class PersistentAPI:
-    def __init__(self, rt: Runtime) -> None:
-        from logtrain.outputs.persistent import PersistentReader
+    """``GET {PERSISTENT_PATH}{KEY}`` from the agent's persistent store."""
 
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.reader = PersistentReader(rt)
 
     def register(self, http: HTTPServer, token: str) -> None:
         http.add_prefix(self.rt.config.persistent_path, ("GET",), self._get,
@@ -148,15 +147,16 @@ class PersistentAPI:
 
     def _get(self, env: dict, body: bytes) -> Response:
         from logtrain import pg
-        from logtrain.outputs.persistent import KEY
+        from logtrain.persistent_store import KEY
 
+        store = self.rt.persistent
         key = env["PATH_INFO"][len(self.rt.config.persistent_path):]
         if not KEY.fullmatch(key):
             return json_response("400 Bad Request", {"error": "malformed key"})
         try:
-            data = self.reader.read(key)
+            data = store.read(key)
         except Exception as e:  # noqa: BLE001
-            reason = pg.describe(e, self.reader.url)
+            reason = pg.describe(e, store.url)
             self.rt.log.warning("persistent read: database unavailable", error=reason)
             return json_response("503 Service Unavailable",
                                  {"error": f"database unavailable: {reason}"},
@@ -164,6 +164,3 @@ class PersistentAPI:
         if data is None:
             return json_response("404 Not Found", {"error": "no such key"})
         return "200 OK", [("Content-Type", "text/plain; charset=utf-8")], data
-
-    def close(self) -> None:
-        self.reader.close()

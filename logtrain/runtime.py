@@ -3,6 +3,8 @@ metrics, the budget inputs share and the supervisor of long-running tasks. The a
 
 from __future__ import annotations
 
+from typing import Any
+
 from logtrain.budget import PartialBudget
 from logtrain.config import Config
 from logtrain.log import Log, RateLimit
@@ -11,7 +13,7 @@ from logtrain.supervise import Supervisor
 
 
 class Runtime:
-    __slots__ = ("config", "log", "metrics", "ratelimit", "partial", "tasks")
+    __slots__ = ("config", "log", "metrics", "ratelimit", "partial", "tasks", "persistent")
 
     def __init__(self, config: Config, log: Log, metrics: Metrics, ratelimit: RateLimit) -> None:
         self.config = config
@@ -22,3 +24,6 @@ class Runtime:
         self.partial = PartialBudget(config.input_partial_budget)
         # long-running tasks, restarted when they crash
         self.tasks = Supervisor(log, metrics, ratelimit)
+        # the persistent store (logtrain.persistent_store), set by the agent
+        # when PERSISTENT=true: persistent:// drains and reads share it
+        self.persistent: Any = None
