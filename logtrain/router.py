@@ -28,7 +28,7 @@ class Router:
     def __init__(self, rt: Runtime, drain_factory: Callable[[str], Drain] | None = None) -> None:
         self.rt = rt
         self._drain_factory = drain_factory or (lambda url: Drain(create_output(url, rt), rt))
-        self.routes: dict[tuple[str, str, str], int] = {}  # (source, host, url) -> lines
+        self.routes: dict[tuple[str, str, str], int] = {}  # (source, host, url) -> how many times added
         self.exact: dict[str, dict[str, int]] = {}  # host -> url -> routes
         self.globs: dict[str, dict[str, int]] = {}  # pattern -> url -> routes
         self._glob_list: list[tuple[re.Pattern, tuple[str, ...]]] = []
