@@ -1,4 +1,4 @@
-"""Entry point: ``logtrain [run|check-config|version] [--config FILE] [--setting ...]``."""
+"""Entry point: ``logtrain [run|check-config|settings|version] [--config FILE] [--setting ...]``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from logtrain import __version__
-    from logtrain.config import SETTINGS, ConfigError, load
+    from logtrain.config import ConfigError, load
+    from logtrain.settings import SETTINGS
 
     parser = argparse.ArgumentParser(
         prog="logtrain",
@@ -36,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Every setting is also read from the environment variable of the same name "
         "(upper case) and from the TOML file; precedence: flags, environment, file, defaults.",
     )
-    parser.add_argument("command", nargs="?", default="run", choices=("run", "check-config", "version"),
-                        help="run the agent (default), validate and print the configuration, or print the version")
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "check-config", "settings", "version"),
+                        help="run the agent (default), validate and print the configuration, "
+                        "print the table of settings (Markdown), or print the version")
     parser.add_argument("--version", action="version", version=f"logtrain {__version__}")
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (or LOGTRAIN_CONFIG)")
     group = parser.add_argument_group("settings")
@@ -52,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "version":
         print(f"logtrain {__version__}")
+        return 0
+    if args.command == "settings":
+        from logtrain.settings import markdown_table
+
+        print(markdown_table(), end="")
         return 0
     flags = {s.name: getattr(args, s.name) for s in SETTINGS}
     try:

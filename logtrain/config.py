@@ -1,17 +1,18 @@
-"""Settings from the environment, a TOML file and command-line flags.
+"""The effective configuration: settings from the environment, a TOML file and
+command-line flags, checked against their declarations (logtrain/settings.py).
 
-One table (``SETTINGS``) names every setting once: its environment variable (the
-original logtrain's names and defaults), its type, and whether it is secret. The
-TOML file uses the same names in lower case; flags are ``--name-in-lower-case``.
-Precedence: flags over environment over file over defaults. Everything is
-validated up front; a ConfigError names the setting and what is wrong with it.
+The TOML file uses the settings' names in lower case; flags are
+``--name-in-lower-case``. Precedence: flags over environment over file over
+defaults. Everything is validated up front; a ConfigError names the setting
+and what is wrong with it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
+from logtrain.settings import BY_NAME, SETTINGS, Setting
 from logtrain.urls import redact_url
 
 
@@ -19,80 +20,6 @@ class ConfigError(Exception):
     """Invalid configuration; the message names the setting."""
 
 
-class Setting(NamedTuple):  # not a dataclass: dataclasses loads inspect and ast (~1 MB)
-    name: str  # the environment variable
-    kind: str  # bool, int, float, str, size
-    default: Any
-    help: str
-    secret: bool = False
-    url: bool = False  # a URL whose password is masked when printed
-
-
-S = Setting
-SETTINGS: list[Setting] = [
-    S("HTTP_PORT", "int", 9000, "port of the HTTP server (HTTP inputs, /metrics, /health)"),
-    S("BIND_ADDRESS", "str", "0.0.0.0", "address every listener binds to"),
-    S("LOG_LEVEL", "str", "info", "the agent's own log level: debug, info, warning, error"),
-    S("STATE_DIR", "str", "/var/lib/logtrain", "directory for checkpoints and spools"),
-    S("METRICS", "bool", False, "serve Prometheus metrics on HTTP_PORT at /metrics"),
-    S("ROUTES_FILE", "str", "", "static routes file: 'HOSTNAME-OR-GLOB DRAIN-URL' per line"),
-    S("ROUTES_RELOAD_INTERVAL", "float", 0.5, "seconds between checks of ROUTES_FILE for changes"),
-    S("POSTGRES", "bool", False, "routes from the Postgres drains table"),
-    S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", secret=True, url=True),
-    S("KUBERNETES_DATASOURCE", "bool", False, "routes from Kubernetes annotations"),
-    S("KUBERNETES", "bool", False, "tail container logs on this node"),
-    S("KUBERNETES_LOG_PATH", "str", "/var/log/containers", "directory of container logs"),
-    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log input"),
-    S("ENVOY_PORT", "int", 9001, "port of the Envoy access-log service"),
-    S("HTTP_EVENTS", "bool", False, "JSON packets posted to HTTP_EVENTS_PATH"),
-    S("HTTP_EVENTS_PATH", "str", "/events", "path of the HTTP events input"),
-    S("HTTP_SYSLOG", "bool", False, "syslog frames posted to HTTP_SYSLOG_PATH"),
-    S("HTTP_SYSLOG_PATH", "str", "/syslog", "path of the HTTP syslog input"),
-    S("SYSLOG_TCP", "bool", False, "syslog over TCP input"),
-    S("SYSLOG_TCP_PORT", "int", 9002, "port of the syslog TCP input"),
-    S("SYSLOG_UDP", "bool", False, "syslog over UDP input"),
-    S("SYSLOG_UDP_PORT", "int", 9003, "port of the syslog UDP input"),
-    S("SYSLOG_TLS", "bool", False, "syslog over TLS input"),
-    S("SYSLOG_TLS_CERT_PEM", "str", "", "server certificate chain (PEM text, or a file path)"),
-    S("SYSLOG_TLS_KEY_PEM", "str", "", "server private key (PEM text, or a file path)", secret=True),
-    S("SYSLOG_TLS_CA_PEM", "str", "", "CA (PEM text or path): when set, client certificates are required"),
-    S("SYSLOG_TLS_SERVER_NAME", "str", "", "server name of the TLS input (informational)"),
-    S("SYSLOG_TLS_PORT", "int", 9004, "port of the syslog TLS input"),
-    S("AKKERIS", "bool", False, "Akkeris naming of Kubernetes workloads"),
-    S("EXCLUDE_NAMESPACES", "str", "", "comma-separated namespaces not to tail"),
-    S("ONLY_AKKERIS", "bool", False, "tail only Akkeris-managed workloads"),
-    S("PERSISTENT", "bool", False, "the persistent:// drain and its read endpoint"),
-    S("PERSISTENT_DATABASE_URL", "str", "", "Postgres URL of the persistent drain", secret=True, url=True),
-    S("PERSISTENT_PATH", "str", "/logs/", "HTTP path prefix serving persistent logs"),
-    S("API_TOKEN", "str", "", "bearer token of the routes API (off when unset) and of persistent reads",
-      secret=True),
-    # Limits and tuning added by this project.
-    S("MAX_FRAME_SIZE", "size", 65536, "largest syslog frame accepted, bytes"),
-    S("IDLE_TIMEOUT", "float", 300.0, "seconds before a silent input connection is closed"),
-    S("FIRST_BYTES_TIMEOUT", "float", 10.0,
-      "seconds a new input connection has for its first bytes (TLS: its handshake)"),
-    S("MAX_CONNECTIONS", "int", 1024,
-      "most concurrent connections per stream input; at the limit the longest-idle one makes room"),
-    S("INPUT_PARTIAL_BUDGET", "size", 4 << 20,
-      "bytes of unfinished frames all input connections may hold together; past it the largest are cut"),
-    S("HTTP_MAX_BODY", "size", 10 << 20, "largest HTTP input request body, bytes"),
-    S("UDP_RECEIVE_BUFFER", "size", 4 << 20, "SO_RCVBUF of the UDP input, bytes"),
-    S("DRAIN_BUFFER_SIZE", "size", 8 << 20, "memory buffer per drain, bytes; beyond it lines are dropped and counted"),
-    S("DRAIN_MAX_CONNECTIONS", "int", 4, "most connections per drain (the pool grows under pressure)"),
-    S("DRAIN_CONNECT_TIMEOUT", "float", 5.0, "seconds to connect to a drain"),
-    S("DRAIN_WRITE_TIMEOUT", "float", 30.0, "seconds for one write to a drain"),
-    S("DRAIN_BACKOFF_MAX", "float", 10.0, "longest wait between reconnection attempts, seconds"),
-    S("DRAIN_PAUSE_AFTER", "int", 10, "consecutive failures after which a drain is paused"),
-    S("DRAIN_PAUSE_INTERVAL", "float", 30.0, "seconds between attempts of a paused drain"),
-    S("DRAIN_IDLE_TIMEOUT", "float", 60.0, "seconds before an idle drain connection is closed"),
-    S("UDP_MAX_PAYLOAD", "size", 2048, "largest syslog+udp datagram sent, bytes"),
-    S("DATASOURCE_BACKOFF_MAX", "float", 30.0, "longest wait between reconnections to a datasource, seconds"),
-    S("SHUTDOWN_TIMEOUT", "float", 10.0, "seconds to flush drains on SIGTERM"),
-    S("STATS_INTERVAL", "float", 60.0, "seconds between progress lines in the agent's log (0: never)"),
-]
-BY_NAME = {s.name: s for s in SETTINGS}
-LOG_LEVELS = ("debug", "info", "warning", "error")
-_PATHS = ("ROUTES_FILE", "STATE_DIR", "SYSLOG_TLS_CERT_PEM", "SYSLOG_TLS_KEY_PEM", "SYSLOG_TLS_CA_PEM")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -109,7 +36,7 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
         if s in _FALSE:
             return False
         raise ConfigError(f"{where}: expected true or false, got {raw!r}")
-    if kind in ("int", "size"):
+    if kind in ("int", "port", "size"):
         if isinstance(raw, bool):
             raise ConfigError(f"{where}: expected a whole number, got {raw!r}")
         if isinstance(raw, int):
@@ -195,7 +122,7 @@ def load(
             if setting is None:
                 raise ConfigError(f"config file {path}: unknown setting {key!r}")
             value = _convert(setting, raw, f"config file {path}")
-            if (setting.name in _PATHS and value and not os.path.isabs(value)
+            if (setting.path and value and not os.path.isabs(value)
                     and not value.lstrip().startswith("-----BEGIN")):  # PEM text, not a path
                 # relative to the file, so an example directory works from anywhere
                 value = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), value))
@@ -216,54 +143,41 @@ def load(
     return cfg
 
 
-NOT_YET = {
-    "KUBERNETES_DATASOURCE": "the Kubernetes datasource",
-    "KUBERNETES": "the Kubernetes file input",
-    "ENVOY": "the Envoy access-log input",
-}
-
-
 def validate(cfg: Config) -> None:
+    values = cfg._values
     for s in SETTINGS:
-        v = cfg._values[s.name]
-        if s.name.endswith("_PORT") and not 0 <= v <= 65535:
+        v = values[s.name]
+        if s.kind == "port" and not 0 <= v <= 65535:
             raise ConfigError(f"{s.name}: {v} is not a port number (0-65535)")
-        if s.kind in ("int", "size", "float") and not s.name.endswith("_PORT") and v < 0:
-            raise ConfigError(f"{s.name}: must not be negative, got {v}")
-    for name in ("MAX_FRAME_SIZE", "MAX_CONNECTIONS", "INPUT_PARTIAL_BUDGET", "FIRST_BYTES_TIMEOUT",
-                 "DRAIN_MAX_CONNECTIONS", "DRAIN_BUFFER_SIZE",
-                 "HTTP_MAX_BODY", "UDP_MAX_PAYLOAD", "ROUTES_RELOAD_INTERVAL"):
-        if not cfg._values[name]:
-            raise ConfigError(f"{name}: must be greater than zero")
-    if cfg.log_level.lower() not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL: {cfg.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-    for name in ("HTTP_EVENTS_PATH", "HTTP_SYSLOG_PATH", "PERSISTENT_PATH"):
-        if not cfg._values[name].startswith("/"):
-            raise ConfigError(f"{name}: must start with '/', got {cfg._values[name]!r}")
-    for name, what in NOT_YET.items():
-        if cfg._values[name]:
-            raise ConfigError(f"{name}=true: {what} is not available in this version yet")
-    for flag, url in (("POSTGRES", "DATABASE_URL"), ("PERSISTENT", "PERSISTENT_DATABASE_URL")):
-        value = cfg._values[url]
-        if cfg._values[flag] and not value:
-            raise ConfigError(f"{url}: required when {flag}=true "
-                              "(for example postgres://user:password@host:5432/dbname)")
-        if value and "://" in value and not value.startswith(("postgres://", "postgresql://")):
-            raise ConfigError(f"{url}: expected a postgres:// URL, got {redact_url(value)!r}")
-    if not cfg.persistent_path.endswith("/"):
-        raise ConfigError(f"PERSISTENT_PATH: must end with '/', got {cfg.persistent_path!r}")
-    if cfg.syslog_tls:
-        for name in ("SYSLOG_TLS_CERT_PEM", "SYSLOG_TLS_KEY_PEM"):
-            if not cfg._values[name]:
-                raise ConfigError(f"{name}: required when SYSLOG_TLS=true")
-    inputs = [n for n in ("SYSLOG_TCP", "SYSLOG_UDP", "SYSLOG_TLS", "HTTP_EVENTS", "HTTP_SYSLOG",
-                          "KUBERNETES", "ENVOY") if cfg._values[n]]
-    if not inputs:
-        raise ConfigError(
-            "no input is enabled: set at least one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS, "
-            "HTTP_EVENTS, HTTP_SYSLOG (for example SYSLOG_TCP=true)"
-        )
-    if not (cfg.routes_file or cfg.postgres or cfg.kubernetes_datasource):
+        if s.low is not None and v < s.low:
+            if s.low == 1 and s.kind != "float":
+                raise ConfigError(f"{s.name}: must be greater than zero, got {v}")
+            if s.low == 0:
+                raise ConfigError(f"{s.name}: must not be negative, got {v}")
+            raise ConfigError(f"{s.name}: must be at least {s.low}, got {v}")
+        if s.high is not None and v > s.high:
+            raise ConfigError(f"{s.name}: must be at most {s.high}, got {v}")
+        if s.choices and v.lower() not in s.choices:
+            raise ConfigError(f"{s.name}: {v!r} is not one of {', '.join(s.choices)}")
+        if s.check is not None:
+            problem = s.check(v)
+            if problem:
+                raise ConfigError(f"{s.name}: {problem}")
+        if v is True:
+            if s.unavailable:
+                raise ConfigError(f"{s.name}=true: {s.unavailable} is not available in this "
+                                  "version yet")
+            for need in s.needs:
+                if not values[need]:
+                    hint = (" (for example postgres://user:password@host:5432/dbname)"
+                            if BY_NAME[need].url else "")
+                    raise ConfigError(f"{need}: required when {s.name}=true{hint}")
+    inputs = [s.name for s in SETTINGS if s.role == "input"]
+    if not any(values[n] for n in inputs):
+        offered = [n for n in inputs if not BY_NAME[n].unavailable]
+        raise ConfigError(f"no input is enabled: set at least one of {', '.join(offered)} "
+                          "(for example SYSLOG_TCP=true)")
+    if not any(values[s.name] for s in SETTINGS if s.role == "datasource"):
         raise ConfigError(
             "no datasource of routes is configured: set ROUTES_FILE to a routes file "
             "('HOSTNAME-OR-GLOB DRAIN-URL' per line), or enable POSTGRES or KUBERNETES_DATASOURCE"

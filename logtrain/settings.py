@@ -1,0 +1,200 @@
+"""Every setting the agent reads, each declared once with its own rules.
+
+A declaration carries the environment variable's name (the original
+logtrain's names and defaults), its kind, default, help, the section it is
+documented under, and its rules: bounds, choices, a check of its value,
+whether it is a path (resolved relative to the TOML file), secret or a URL
+(masked when printed), what it needs (``needs``: settings that must be set
+when this one is true), and its role (an input or a datasource). The command
+line flags, the configuration checks, check-config and the README's table
+(``logtrain settings``) are all made from these declarations, as gunicorn
+makes its own from its Setting classes: a new setting is one declaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Check = Callable[[Any], str | None]  # the value -> what is wrong with it, or None
+
+
+class Setting:  # not a dataclass: dataclasses loads inspect and ast (~1 MB)
+    __slots__ = ("name", "kind", "default", "help", "section", "secret", "url", "low", "high",
+                 "choices", "path", "needs", "role", "check", "unavailable")
+
+    def __init__(self, name: str, kind: str, default: Any, help: str, section: str, *,
+                 secret: bool = False, url: bool = False, low: float | None = None,
+                 high: float | None = None, choices: tuple[str, ...] = (), path: bool = False,
+                 needs: tuple[str, ...] = (), role: str = "", check: Check | None = None,
+                 unavailable: str = "") -> None:
+        self.name = name
+        self.kind = kind  # bool, int, port, size, float, str
+        self.default = default
+        self.help = help
+        self.section = section
+        self.secret = secret
+        self.url = url
+        self.low = low  # inclusive bounds of a number
+        self.high = high
+        self.choices = choices
+        self.path = path
+        self.needs = needs
+        self.role = role  # "input", "datasource" or ""
+        self.check = check
+        self.unavailable = unavailable  # what this version does not offer yet
+
+
+def _http_path(v: str) -> str | None:
+    return None if v.startswith("/") else f"must start with '/', got {v!r}"
+
+
+def _prefix(v: str) -> str | None:
+    if not v.startswith("/") or not v.endswith("/"):
+        return f"must start and end with '/', got {v!r}"
+    return None
+
+
+def _postgres_url(v: str) -> str | None:
+    if v and "://" in v and not v.startswith(("postgres://", "postgresql://")):
+        from logtrain.urls import redact_url
+
+        return f"expected a postgres:// URL, got {redact_url(v)!r}"
+    return None
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+S = Setting
+SETTINGS: list[Setting] = [
+    # --- the agent
+    S("HTTP_PORT", "port", 9000, "port of the HTTP server (HTTP inputs, /metrics, /health)",
+      "agent"),
+    S("BIND_ADDRESS", "str", "0.0.0.0", "address every listener binds to", "agent"),
+    S("LOG_LEVEL", "str", "info", "the agent's own log level: debug, info, warning, error", "agent",
+      choices=LOG_LEVELS),
+    S("STATE_DIR", "str", "/var/lib/logtrain", "directory for checkpoints and spools", "agent",
+      path=True),
+    S("METRICS", "bool", False, "serve Prometheus metrics on HTTP_PORT at /metrics", "agent"),
+    S("STATS_INTERVAL", "float", 60.0,
+      "seconds between progress lines in the agent's log (0: never)", "agent", low=0),
+    S("SHUTDOWN_TIMEOUT", "float", 10.0, "seconds to flush drains on SIGTERM", "agent", low=0),
+    # --- routes
+    S("ROUTES_FILE", "str", "", "static routes file: 'HOSTNAME-OR-GLOB DRAIN-URL' per line",
+      "routes", path=True, role="datasource"),
+    S("ROUTES_RELOAD_INTERVAL", "float", 0.5, "seconds between checks of ROUTES_FILE for changes",
+      "routes", low=0.01),
+    S("POSTGRES", "bool", False, "routes from the Postgres drains table", "routes",
+      needs=("DATABASE_URL",), role="datasource"),
+    S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", "routes", secret=True, url=True,
+      check=_postgres_url),
+    S("KUBERNETES_DATASOURCE", "bool", False, "routes from Kubernetes annotations", "routes",
+      role="datasource", unavailable="the Kubernetes datasource"),
+    S("DATASOURCE_BACKOFF_MAX", "float", 30.0,
+      "longest wait between reconnections to a datasource, seconds", "routes", low=0),
+    S("API_TOKEN", "str", "",
+      "bearer token of the routes API (off when unset) and of persistent reads", "routes",
+      secret=True),
+    # --- inputs
+    S("SYSLOG_TCP", "bool", False, "syslog over TCP input", "inputs", role="input"),
+    S("SYSLOG_TCP_PORT", "port", 9002, "port of the syslog TCP input", "inputs"),
+    S("SYSLOG_UDP", "bool", False, "syslog over UDP input", "inputs", role="input"),
+    S("SYSLOG_UDP_PORT", "port", 9003, "port of the syslog UDP input", "inputs"),
+    S("SYSLOG_TLS", "bool", False, "syslog over TLS input", "inputs", role="input",
+      needs=("SYSLOG_TLS_CERT_PEM", "SYSLOG_TLS_KEY_PEM")),
+    S("SYSLOG_TLS_CERT_PEM", "str", "", "server certificate chain (PEM text, or a file path)",
+      "inputs", path=True),
+    S("SYSLOG_TLS_KEY_PEM", "str", "", "server private key (PEM text, or a file path)", "inputs",
+      secret=True, path=True),
+    S("SYSLOG_TLS_CA_PEM", "str", "",
+      "CA (PEM text or path): when set, client certificates are required", "inputs", path=True),
+    S("SYSLOG_TLS_SERVER_NAME", "str", "", "server name of the TLS input (informational)",
+      "inputs"),
+    S("SYSLOG_TLS_PORT", "port", 9004, "port of the syslog TLS input", "inputs"),
+    S("HTTP_EVENTS", "bool", False, "JSON packets posted to HTTP_EVENTS_PATH", "inputs",
+      role="input"),
+    S("HTTP_EVENTS_PATH", "str", "/events", "path of the HTTP events input", "inputs",
+      check=_http_path),
+    S("HTTP_SYSLOG", "bool", False, "syslog frames posted to HTTP_SYSLOG_PATH", "inputs",
+      role="input"),
+    S("HTTP_SYSLOG_PATH", "str", "/syslog", "path of the HTTP syslog input", "inputs",
+      check=_http_path),
+    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log input", "inputs", role="input",
+      unavailable="the Envoy access-log input"),
+    S("ENVOY_PORT", "port", 9001, "port of the Envoy access-log service", "inputs"),
+    # --- kubernetes
+    S("KUBERNETES", "bool", False, "tail container logs on this node", "kubernetes",
+      role="input", unavailable="the Kubernetes file input"),
+    S("KUBERNETES_LOG_PATH", "str", "/var/log/containers", "directory of container logs",
+      "kubernetes"),
+    S("AKKERIS", "bool", False, "Akkeris naming of Kubernetes workloads", "kubernetes"),
+    S("EXCLUDE_NAMESPACES", "str", "", "comma-separated namespaces not to tail", "kubernetes"),
+    S("ONLY_AKKERIS", "bool", False, "tail only Akkeris-managed workloads", "kubernetes"),
+    # --- persistent logs
+    S("PERSISTENT", "bool", False, "the persistent:// drain and its read endpoint", "persistent",
+      needs=("PERSISTENT_DATABASE_URL",)),
+    S("PERSISTENT_DATABASE_URL", "str", "", "Postgres URL of the persistent drain", "persistent",
+      secret=True, url=True, check=_postgres_url),
+    S("PERSISTENT_PATH", "str", "/logs/", "HTTP path prefix serving persistent logs",
+      "persistent", check=_prefix),
+    # --- limits of inputs
+    S("MAX_FRAME_SIZE", "size", 65536, "largest syslog frame accepted, bytes", "limits", low=1),
+    S("IDLE_TIMEOUT", "float", 300.0, "seconds before a silent input connection is closed (0: never)",
+      "limits", low=0),
+    S("FIRST_BYTES_TIMEOUT", "float", 10.0,
+      "seconds a new input connection has for its first bytes (TLS: its handshake)", "limits",
+      low=0.01),
+    S("MAX_CONNECTIONS", "int", 1024,
+      "most concurrent connections per stream input; at the limit the longest-idle one makes room",
+      "limits", low=1),
+    S("INPUT_PARTIAL_BUDGET", "size", 4 << 20,
+      "bytes of unfinished frames all input connections may hold together; past it the largest "
+      "are cut", "limits", low=1),
+    S("HTTP_MAX_BODY", "size", 10 << 20, "largest HTTP input request body, bytes", "limits", low=1),
+    S("UDP_RECEIVE_BUFFER", "size", 4 << 20, "SO_RCVBUF of the UDP input, bytes", "limits", low=0),
+    # --- drains
+    S("DRAIN_BUFFER_SIZE", "size", 8 << 20,
+      "memory buffer per drain, bytes; beyond it lines are dropped and counted", "drains", low=1),
+    S("DRAIN_MAX_CONNECTIONS", "int", 4,
+      "most connections per drain (the pool grows under pressure)", "drains", low=1),
+    S("DRAIN_CONNECT_TIMEOUT", "float", 5.0, "seconds to connect to a drain", "drains", low=0.01),
+    S("DRAIN_WRITE_TIMEOUT", "float", 30.0, "seconds for one write to a drain", "drains",
+      low=0.01),
+    S("DRAIN_BACKOFF_MAX", "float", 10.0, "longest wait between reconnection attempts, seconds",
+      "drains", low=0),
+    S("DRAIN_PAUSE_AFTER", "int", 10, "consecutive failures after which a drain is paused",
+      "drains", low=1),
+    S("DRAIN_PAUSE_INTERVAL", "float", 30.0, "seconds between attempts of a paused drain",
+      "drains", low=0),
+    S("DRAIN_IDLE_TIMEOUT", "float", 60.0, "seconds before an idle drain connection is closed",
+      "drains", low=0.01),
+    S("UDP_MAX_PAYLOAD", "size", 2048, "largest syslog+udp datagram sent, bytes", "drains", low=64,
+      high=65507),
+]
+BY_NAME = {s.name: s for s in SETTINGS}
+SECTIONS = {
+    "agent": "The agent",
+    "routes": "Routes",
+    "inputs": "Inputs",
+    "kubernetes": "Kubernetes",
+    "persistent": "Persistent logs",
+    "limits": "Limits of inputs",
+    "drains": "Drains",
+}
+
+
+def markdown_table() -> str:
+    """The README's settings table, section by section."""
+    out = []
+    for key, title in SECTIONS.items():
+        out.append(f"| **{title}** | | |")
+        for s in SETTINGS:
+            if s.section != key:
+                continue
+            default = s.default
+            if isinstance(default, bool):
+                shown = f"`{'true' if default else 'false'}`"
+            else:
+                shown = f"`{default}`" if default != "" else ""
+            out.append(f"| `{s.name}` | {shown} | {s.help} |")
+    return "| variable | default | meaning |\n|---|---|---|\n" + "\n".join(out) + "\n"
