@@ -223,7 +223,7 @@ class SyslogTCPInput(Input):
     def _wait_room(self, drains) -> None:
         for drain in drains:
             while drain.congested and not self.stopping:
-                drain.space.wait(WAIT_SLICE)
+                drain.wait_space(WAIT_SLICE)
 
 
 def _first_hostname(frames: list[bytes]) -> str | None:
