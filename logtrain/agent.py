@@ -121,8 +121,7 @@ class Agent:
         self.router.close(rt.config.shutdown_timeout)
         if rt.persistent is not None:
             rt.persistent.close()  # after the drains: they flush into it
-        lost = sum(v for (n, labels), v in rt.metrics.counters.items()
-                   if n == "logtrain_drain_dropped_total" and ("reason", "shutdown") in labels)
+        lost = rt.metrics.total("logtrain_drain_dropped_total", reason="shutdown")
         if not quiet:
             rt.log.info("logtrain stopped", flushed_bytes=buffered,
                         undelivered_at_shutdown=lost,

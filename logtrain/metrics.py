@@ -47,8 +47,10 @@ class Metrics:
     def get(self, name: str, **labels: str) -> int:
         return self.counters.get((name, tuple(sorted(labels.items()))), 0)
 
-    def total(self, name: str) -> int:
-        return sum(v for (n, _), v in self.counters.items() if n == name)
+    def total(self, name: str, **labels: str) -> int:
+        """The sum of the counters named ``name`` whose labels include ``labels``."""
+        want = set(labels.items())
+        return sum(v for (n, ls), v in self.counters.items() if n == name and want <= set(ls))
 
     def gauge(self, name: str, fn: Callable[[], float], **labels: str) -> None:
         self.gauges[(name, tuple(sorted(labels.items())))] = fn
