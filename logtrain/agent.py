@@ -119,6 +119,8 @@ class Agent:
         rt.tasks.stop_all()
         buffered = sum(d.buffered + d.inflight for d in self.router.drains.values())
         self.router.close(rt.config.shutdown_timeout)
+        for inp in self.inputs:
+            inp.close()
         if rt.persistent is not None:
             rt.persistent.close()  # after the drains: they flush into it
         lost = rt.metrics.total("logtrain_drain_dropped_total", reason="shutdown")

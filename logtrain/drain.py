@@ -100,6 +100,12 @@ class Drain:
         stalls the other drains."""
         return self.buffered > self.high_water and self.failures == 0
 
+    @property
+    def backlogged(self) -> bool:
+        """Holding more than ``high_water``, failing or not: a source that can
+        wait without losing anything (a file) waits, and stays the buffer."""
+        return self.buffered + self.inflight > self.high_water
+
     def put(self, packets: list[Packet], ack: Ack | None = None) -> bool:
         # the bound is on memory: batches a writer holds count too
         held = self.buffered + self.inflight

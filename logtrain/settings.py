@@ -124,9 +124,13 @@ SETTINGS: list[Setting] = [
     S("ENVOY_PORT", "port", 9001, "port of the Envoy access-log service", "inputs"),
     # --- kubernetes
     S("KUBERNETES", "bool", False, "tail container logs on this node", "kubernetes",
-      role="input", unavailable="the Kubernetes file input"),
+      role="input"),
     S("KUBERNETES_LOG_PATH", "str", "/var/log/containers", "directory of container logs",
       "kubernetes"),
+    S("FILES_START_AT", "str", "end",
+      "where a file input starts reading a file that existed before its first run ever: "
+      "end or beginning (later runs resume from their checkpoints)", "kubernetes",
+      choices=("end", "beginning")),
     S("AKKERIS", "bool", False, "Akkeris naming of Kubernetes workloads", "kubernetes"),
     S("EXCLUDE_NAMESPACES", "str", "", "comma-separated namespaces not to tail", "kubernetes"),
     S("ONLY_AKKERIS", "bool", False, "tail only Akkeris-managed workloads", "kubernetes"),

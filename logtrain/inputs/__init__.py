@@ -9,4 +9,5 @@ REGISTRY: dict[str, str] = {
     "SYSLOG_UDP": "logtrain.inputs.syslog_udp:SyslogUDPInput",
     "HTTP_SYSLOG": "logtrain.inputs.http:HTTPSyslogInput",
     "HTTP_EVENTS": "logtrain.inputs.http:HTTPEventsInput",
+    "KUBERNETES": "logtrain.inputs.kubernetes:KubernetesInput",
 }

@@ -23,6 +23,10 @@ class Input:
     def stop(self) -> None:
         pass
 
+    def close(self) -> None:
+        """After the drains flushed at shutdown (file inputs commit the last
+        acknowledged offsets here)."""
+
     def describe(self) -> str:
         return self.name
 

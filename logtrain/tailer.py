@@ -1,0 +1,440 @@
+"""The engine the file inputs share: follows a set of files, routes their
+lines with acknowledgements, commits offsets, handles rotation, waits for
+congested drains, and keeps the checkpoints.
+
+An input (Kubernetes container logs, plain files on servers) says which files
+exist and how to name and parse them (``discover``); the tailer does the rest
+in one supervised task:
+
+* Wake-ups: inotify on the watched directories and on each file (a write, a
+  rename, a new file), and a poll every POLL seconds that also catches what
+  inotify cannot see. When the kernel refuses more watches or instances, one
+  log line names the sysctl to raise and those files are polled (every
+  FAST_POLL seconds).
+* Rotation: a path that names another inode (or none) marks its follower
+  rotated: it is read to its end, its last partial line emitted, and closed
+  once every batch of it was acknowledged. The new file at the path is
+  followed from its start. A file shorter than what was read of it was
+  truncated in place (copytruncate): it is read again from its start.
+* Restart: a file with a checkpoint resumes at the committed offset; a
+  checkpointed file no longer at its path is looked for by inode in its
+  directory (renamed by rotation) and by fingerprint among the ``.gz`` files
+  there (compressed while the agent was down) and finished from its offset.
+  A file first seen is read from its start when the agent ran before (it
+  was created since: every followed file has a checkpoint), and per
+  FILES_START_AT on the very first run.
+* Backpressure: a file whose drains are backlogged (see Drain.backlogged,
+  healthy or not) is not read until they have room, so the file is the
+  buffer: nothing is dropped and memory does not grow.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent.socket import wait_read
+
+from logtrain.checkpoint import FLUSH_INTERVAL, Checkpoints
+from logtrain.follow import FileFollower, fingerprint
+from logtrain.router import Router
+from logtrain.runtime import Runtime
+
+POLL = 1.0
+FAST_POLL = 0.25
+ROUND_BYTES = 256 << 10
+GONE_GRACE = 5.0  # seconds a file that left its path with no successor may still grow  # read per file per round before the next file's turn
+
+# (hostname, tag, make_parser(first byte) -> parser) for a path, or None to leave it alone
+Describe = Callable[[str], tuple[str, str, Callable[[bytes], Any]] | None]
+
+
+def _gz_fingerprint(path: str) -> str:
+    import gzip
+
+    try:
+        with gzip.open(path, "rb") as g:
+            return fingerprint(g.read(256))
+    except (OSError, EOFError):
+        return ""
+
+
+class Tailer:
+    def __init__(self, rt: Runtime, router: Router, name: str, discover: Callable[[], list[str]],
+                 describe: Describe, directories: list[str]) -> None:
+        self.rt = rt
+        self.router = router
+        self.name = name
+        self.discover = discover
+        self.describe = describe
+        self.directories = directories
+        cfg = rt.config
+        self.checkpoints = Checkpoints(os.path.join(cfg.state_dir, f"{name}.checkpoints.json"))
+        self.followers: dict[tuple[int, int], FileFollower] = {}
+        self.by_path: dict[str, FileFollower] = {}
+        # the last follower of a path whose successor is not followed yet
+        self.previous: dict[str, FileFollower] = {}
+        self.hosts: dict[tuple[int, int], str] = {}
+        self.inotify: Any = None
+        self.watches: dict[int, str] = {}
+        self.unwatched = 0
+        self.first_run = True
+        self.scans = 0
+        self.initial = True  # the scan at start, before which files existed already
+        self.stopping = False
+        m = rt.metrics
+        m.gauge("logtrain_files_watched", lambda: len(self.followers), input=name)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        warning = self.checkpoints.load()
+        if warning:
+            self.rt.log.warning(warning, input=self.name)
+        self.first_run = self.checkpoints.last_run is None
+        self._init_inotify()
+        for d in self.directories:
+            self._watch(d)
+        self._resume_rotated()
+        self._rescan()
+        self.initial = False
+        self.rt.tasks.spawn(self.name, self._run)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.rt.tasks.stop(self.name)
+        for f in self.followers.values():
+            f.advance()
+            self._checkpoint(f)
+        self.checkpoints.save(force=True)
+
+    def close(self) -> None:
+        """After the drains have flushed: the last acknowledgements count too."""
+        for f in list(self.followers.values()):
+            f.advance()
+            self._checkpoint(f)
+            f.close()
+        self.checkpoints.save(force=True)
+
+    # ----------------------------------------------------------------- inotify
+
+    def _init_inotify(self) -> None:
+        from logtrain.tail import Inotify
+
+        try:
+            self.inotify = Inotify()
+        except OSError as e:
+            self._inotify_refused(e, "fs.inotify.max_user_instances")
+
+    def _inotify_refused(self, e: OSError, sysctl: str) -> None:
+        self.unwatched += 1
+        if self.rt.ratelimit.allow(("inotify", self.name, sysctl)) is not None:
+            self.rt.log.warning(f"inotify refused ({e.strerror}): polling every {FAST_POLL}s "
+                                f"instead; raise the sysctl {sysctl}", input=self.name)
+
+    def _watch(self, path: str, file: bool = False) -> None:
+        if self.inotify is None:
+            return
+        from logtrain import _tail
+
+        mask = (_tail.IN_MODIFY | _tail.IN_MOVE_SELF | _tail.IN_DELETE_SELF) if file else (
+            _tail.IN_CREATE | _tail.IN_MOVED_TO | _tail.IN_MOVED_FROM | _tail.IN_DELETE)
+        try:
+            wd = self.inotify.add_watch(path, mask)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EMFILE):
+                self._inotify_refused(e, "fs.inotify.max_user_watches")
+            return
+        self.watches[wd] = path
+
+    def _wait(self) -> None:
+        timeout = FAST_POLL if (self.unwatched or self.inotify is None) else POLL
+        if self.inotify is None:
+            gevent.sleep(timeout)
+            return
+        try:
+            wait_read(self.inotify.fileno(), timeout=timeout)
+        except TimeoutError:
+            return
+        self.inotify.read_events()  # what changed is found by reading and stat
+
+    # ----------------------------------------------------------------- files
+
+    def _open(self, path: str, offset: int | None, compressed: bool = False,
+              name: str = "") -> FileFollower | None:
+        """Follows ``path``; ``name`` is the path it was discovered by when it
+        is a rotated file found elsewhere (it names the file's lines)."""
+        names = self.describe(name or path)
+        if names is None:
+            return None
+        hostname, tag, make_parser = names
+        try:
+            f = FileFollower(path, make_parser, self.rt.config.max_frame_size, compressed)
+        except OSError as e:
+            self.rt.log.warning("cannot open file", input=self.name, path=path, error=str(e))
+            return None
+        if f.key in self.followers:
+            f.close()
+            return None
+        if offset is None:
+            entry = self.checkpoints.get(*f.key)
+            if entry is not None:
+                offset = entry["offset"]
+            elif self.initial and self.first_run and self.rt.config.files_start_at == "end":
+                offset = f.size()
+            else:
+                offset = 0
+        f.seek(min(offset, f.size()) if not compressed else offset)
+        f.name = name or path
+        self.followers[f.key] = f
+        self.hosts[f.key] = hostname
+        self.rt.metrics.gauge("logtrain_file_lag_bytes",
+                              lambda f=f: max(0, f.size() - f.committed),
+                              input=self.name, file=f.path)
+        if not compressed:
+            self.by_path[path] = f
+            self._watch(path, file=True)
+            real_dir = os.path.dirname(f.real)
+            if real_dir not in self.watches.values():
+                self._watch(real_dir)  # kubelet renames there: a rotation wakes us
+        self._checkpoint(f)
+        self.rt.log.debug("following file", input=self.name, path=path, offset=offset)
+        return f
+
+    def _rescan(self) -> None:
+        """New paths are followed; a path now naming another file (or none)
+        marks its follower rotated; a truncated file is read again."""
+        paths = set(self.discover())
+        for path in paths:
+            f = self.by_path.get(path)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if f is not None and (st.st_dev, st.st_ino) == f.key:
+                if f.truncated():
+                    self._rotation(f, "copytruncate")
+                    f.restart_at_zero()
+                continue
+            if f is not None:
+                self._rotation(f, "rename")
+            prev = f or self.previous.get(path)
+            if prev is not None:
+                # files that were at the path between two looks (the one
+                # after ``prev`` may have been empty then, or renamed already)
+                self._intermediates(prev, prev.opened_at)
+            # a file first seen: its checkpoint, else from its start (or, on the
+            # first run ever, where FILES_START_AT says)
+            if self._open(path, None) is not None:
+                self.previous.pop(path, None)
+        for path, f in list(self.by_path.items()):
+            if path not in paths or not os.path.exists(path):
+                self._rotation(f, "gone")
+        self.scans += 1
+        if self.scans % 10 == 0:  # finished rotated files that are gone now
+            for key, entry in list(self.checkpoints.entries.items()):
+                if entry.get("finished"):
+                    dev, ino = (int(x) for x in key.split(":"))
+                    if not self._exists(entry.get("path", ""), dev, ino):
+                        self.checkpoints.forget(key)
+
+    def _rotation(self, f: FileFollower, how: str) -> None:
+        if self.by_path.get(f.path) is f:
+            del self.by_path[f.path]
+            self.previous[f.path] = f
+        if how == "rename":
+            # a new file at the path: the writer has moved to it, so the end
+            # of this one is its end
+            f.rotated = True
+        elif how == "gone":
+            # renamed with no successor yet: the writer may still append until
+            # it reopens (kubelet renames, then asks the runtime to reopen)
+            f.gone_since = time.monotonic()
+        self.rt.metrics.inc("logtrain_file_rotations_total", input=self.name, kind=how)
+
+    def _intermediates(self, f: FileFollower, since: float) -> None:
+        """Files that came and went at a path between two looks (two quick
+        rotations, or rotations while the agent was down): renamed beside
+        ``f``, modified after ``since``, and followed by nobody. Read from
+        their start as rotated files; a compressed one is recognised by its
+        first bytes so that a file already read is not read again."""
+        d = os.path.dirname(f.real)
+        prefix = os.path.basename(f.real).split(".log")[0] + ".log."
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            return
+        known = {e.get("fingerprint") for e in self.checkpoints.entries.values()}
+        known.update(g.fingerprint for g in self.followers.values())
+        known.discard("")
+        for n in names:
+            if not n.startswith(prefix):
+                continue
+            p = os.path.join(d, n)
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in self.followers or self.checkpoints.get(*key) or st.st_mtime < since:
+                continue  # followed, read before, or rotated before this path was ours
+            compressed = n.endswith(".gz")
+            if compressed and _gz_fingerprint(p) in known:
+                continue
+            g = self._open(p, 0, compressed, name=f.name)
+            if g is not None:
+                g.rotated = True
+                self.rt.metrics.inc("logtrain_file_rotations_total", input=self.name,
+                                    kind="rename")
+                self.rt.log.info("reading a rotated file no look had seen", input=self.name,
+                                 path=p)
+
+    def _resume_rotated(self) -> None:
+        """Files checkpointed by an earlier run that left their path while
+        the agent was down: found by inode, or compressed by fingerprint."""
+        resumed: list[FileFollower] = []
+        for key, entry in list(self.checkpoints.entries.items()):
+            path = entry.get("path", "")
+            dev, ino = (int(x) for x in key.split(":"))
+            if entry.get("finished"):
+                if not self._exists(path, dev, ino):
+                    self.checkpoints.forget(key)
+                continue
+            try:
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == (dev, ino):
+                    continue  # still at its path: the scan resumes it
+            except OSError:
+                pass
+            found = self._find_rotated(os.path.dirname(path), dev, ino, entry)
+            if found is None:
+                self.checkpoints.forget(key)
+                continue
+            rpath, compressed = found
+            f = self._open(rpath, entry["offset"], compressed, entry.get("name") or path)
+            if f is not None:
+                f.rotated = True
+                if compressed:
+                    f.fingerprint = entry.get("fingerprint", "")
+                    self.checkpoints.forget(key)  # now kept under the .gz file's own key
+                resumed.append(f)
+                self.rt.log.info("finishing a file rotated while stopped", input=self.name,
+                                 path=rpath, offset=entry["offset"])
+        for f in resumed:
+            self._intermediates(f, self.checkpoints.last_run or 0.0)
+
+    @staticmethod
+    def _exists(path: str, dev: int, ino: int) -> bool:
+        """The file is still in the directory of ``path`` (under any name)."""
+        return Tailer._find_rotated(os.path.dirname(path), dev, ino, {}) is not None
+
+    @staticmethod
+    def _find_rotated(d: str, dev: int, ino: int, entry: dict) -> tuple[str, bool] | None:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            return None
+        for n in names:
+            p = os.path.join(d, n)
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (dev, ino):
+                return p, False
+        fp = entry.get("fingerprint")
+        if fp:
+            for n in names:
+                if n.endswith(".gz") and _gz_fingerprint(os.path.join(d, n)) == fp:
+                    return os.path.join(d, n), True
+        return None
+
+    def _checkpoint(self, f: FileFollower) -> None:
+        self.checkpoints.set(f.dev, f.ino, f.real, f.committed, f.fingerprint, f.name)
+
+    # ----------------------------------------------------------------- reading
+
+    def _run(self) -> None:
+        last_scan = last_save = 0.0
+        while not self.stopping:
+            busy = self._round()
+            now = time.monotonic()
+            if now - last_scan >= (FAST_POLL if self.unwatched else POLL) or not busy:
+                self._rescan()
+                last_scan = now
+            if now - last_save >= FLUSH_INTERVAL or (not busy and self._acked()):
+                self._settle()
+                if not self.checkpoints.save():
+                    if self.rt.ratelimit.allow(("checkpoint", self.name)) is not None:
+                        self.rt.log.error("cannot write checkpoints", input=self.name,
+                                          error=self.checkpoints.error)
+                last_save = now
+            if busy:
+                gevent.sleep(0)
+            elif any(f.pending for f in self.followers.values()):
+                gevent.sleep(0.05)  # acknowledgements are due: commit them soon
+            else:
+                self._wait()
+
+    def _acked(self) -> bool:
+        """Some batch was acknowledged since the last commit: commit it now
+        rather than up to a second later (a kill then re-sends less)."""
+        return any(f.pending and f.pending[0][1] is not None for f in self.followers.values())
+
+    def _settle(self) -> None:
+        for key, f in list(self.followers.items()):
+            f.advance()
+            self._checkpoint(f)
+            if f.done and f.settled:
+                f.close()
+                del self.followers[key]
+                self.hosts.pop(key, None)
+                self.rt.metrics.remove(input=self.name, file=f.path)
+                # kept, marked finished, while the file exists: a scan for
+                # rotated files must not take it for one never read
+                self.checkpoints.finish(*key)
+                self.rt.log.debug("finished rotated file", input=self.name, path=f.path)
+
+    def _round(self) -> bool:
+        """One read of every file with data and room; True when any had data."""
+        busy = False
+        router = self.router
+        now = time.monotonic()
+        for key, f in list(self.followers.items()):
+            if f.done:
+                continue
+            if f.gone_since and not f.rotated and now - f.gone_since > GONE_GRACE:
+                f.rotated = True
+            if not f.advance():
+                self.rt.metrics.inc("logtrain_file_rewinds_total", input=self.name)
+            host = self.hosts[key]
+            if any(d.backlogged for d in router.drains_for(host)):
+                continue
+            got = 0
+            while got < ROUND_BYTES:
+                before = f.pos
+                packets = f.read()
+                if packets is None:
+                    break
+                got += f.pos - before or 1
+                if f.bad:
+                    self.rt.metrics.inc("logtrain_input_rejected_total", f.bad, input=self.name,
+                                        reason="malformed")
+                if packets:
+                    self.rt.metrics.inc("logtrain_input_frames_total", len(packets),
+                                        input=self.name)
+                    router.route(packets, f.ack())
+                else:
+                    f.pending.append([f.safe, True])  # nothing to deliver up to here
+                if f.done:
+                    break
+            busy = busy or got > 0
+        return busy
+
+    def lag(self) -> dict[str, int]:
+        """Bytes behind per file (size minus committed offset)."""
+        return {f.path: max(0, f.size() - f.committed) for f in self.followers.values()}
