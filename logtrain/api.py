@@ -20,7 +20,7 @@ from typing import Any
 from logtrain.httpserver import HTTPServer, Response, json_response
 from logtrain.outputs import create_output
 from logtrain.runtime import Runtime
-from logtrain.urls import redact_url
+from logtrain.urls import mask_url
 
 API_MAX_BODY = 64 << 10
 MAX_HOSTNAME = 255
@@ -95,9 +95,9 @@ class RoutesAPI:
         except Exception as e:  # noqa: BLE001 - the database's trouble, not the request's
             return self._unavailable(e)
         self.rt.log.info("route added through the API", id=drain, hostname=host,
-                         endpoint=redact_url(endpoint))
+                         endpoint=mask_url(endpoint))
         return json_response("201 Created", {"id": drain, "hostname": host,
-                                             "endpoint": redact_url(endpoint),
+                                             "endpoint": mask_url(endpoint),
                                              "source": ds.source},
                              [("Location", f"/routes/{drain}")])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, NamedTuple
 
-from logtrain.urls import redact_url
+from logtrain.urls import mask_dsn
 
 
 class ConfigError(Exception):
@@ -25,7 +25,7 @@ class Setting(NamedTuple):  # not a dataclass: dataclasses loads inspect and ast
     default: Any
     help: str
     secret: bool = False
-    url: bool = False  # a URL whose password is masked when printed
+    dsn: bool = False  # a database connection string, masked with mask_dsn when printed
 
 
 S = Setting
@@ -38,7 +38,7 @@ SETTINGS: list[Setting] = [
     S("ROUTES_FILE", "str", "", "static routes file: 'HOSTNAME-OR-GLOB DRAIN-URL' per line"),
     S("ROUTES_RELOAD_INTERVAL", "float", 0.5, "seconds between checks of ROUTES_FILE for changes"),
     S("POSTGRES", "bool", False, "routes from the Postgres drains table"),
-    S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", secret=True, url=True),
+    S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", secret=True, dsn=True),
     S("KUBERNETES_DATASOURCE", "bool", False, "routes from Kubernetes annotations"),
     S("KUBERNETES", "bool", False, "tail container logs on this node"),
     S("KUBERNETES_LOG_PATH", "str", "/var/log/containers", "directory of container logs"),
@@ -62,7 +62,7 @@ SETTINGS: list[Setting] = [
     S("EXCLUDE_NAMESPACES", "str", "", "comma-separated namespaces not to tail"),
     S("ONLY_AKKERIS", "bool", False, "tail only Akkeris-managed workloads"),
     S("PERSISTENT", "bool", False, "the persistent:// drain and its read endpoint"),
-    S("PERSISTENT_DATABASE_URL", "str", "", "Postgres URL of the persistent drain", secret=True, url=True),
+    S("PERSISTENT_DATABASE_URL", "str", "", "Postgres URL of the persistent drain", secret=True, dsn=True),
     S("PERSISTENT_PATH", "str", "/logs/", "HTTP path prefix serving persistent logs"),
     S("API_TOKEN", "str", "", "bearer token of the routes API (off when unset) and of persistent reads",
       secret=True),
@@ -151,8 +151,8 @@ class Config:
         lines = []
         for s in SETTINGS:
             v = self._values[s.name]
-            if s.url and v:
-                shown = redact_url(v)
+            if s.dsn and v:
+                shown = mask_dsn(v)
             elif s.secret and v:
                 shown = "********"
             elif isinstance(v, str) and v.startswith("-----BEGIN"):
@@ -243,7 +243,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{url}: required when {flag}=true "
                               "(for example postgres://user:password@host:5432/dbname)")
         if value and "://" in value and not value.startswith(("postgres://", "postgresql://")):
-            raise ConfigError(f"{url}: expected a postgres:// URL, got {redact_url(value)!r}")
+            raise ConfigError(f"{url}: expected a postgres:// URL, got {mask_dsn(value)!r}")
     if not cfg.persistent_path.endswith("/"):
         raise ConfigError(f"PERSISTENT_PATH: must end with '/', got {cfg.persistent_path!r}")
     if cfg.syslog_tls:

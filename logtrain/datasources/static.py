@@ -19,7 +19,7 @@ import gevent
 from logtrain.outputs import create_output
 from logtrain.router import Router
 from logtrain.runtime import Runtime
-from logtrain.urls import redact_url
+from logtrain.urls import mask_url
 
 Route = tuple[str, str]
 
@@ -56,7 +56,7 @@ def check_routes(path: str, rt: Runtime) -> tuple[list[tuple[int, str, str]], li
         try:
             create_output(url, rt)
         except ValueError as e:
-            msgs.append(f"{path}:{n}: route {host} -> {redact_url(url)}: {e}")
+            msgs.append(f"{path}:{n}: route {host} -> {mask_url(url)}: {e}")
             continue
         good.append((n, host, url))
     return good, msgs
@@ -100,7 +100,7 @@ class StaticRoutes:
 
     def listing(self) -> list[dict]:
         """The routes in effect, for GET /routes (read-only: edit the file)."""
-        return [{"hostname": h, "endpoint": redact_url(u), "source": "file"}
+        return [{"hostname": h, "endpoint": mask_url(u), "source": "file"}
                 for (h, u), k in sorted(self.current.items()) for _ in range(k)]
 
     def stop(self) -> None:

@@ -111,7 +111,7 @@ class JSONHTTPOutput(_HTTPOutput):
         rt.metrics.inc("logtrain_drain_dropped_total", drain=self.url.safe, reason="rejected")
         held = rt.ratelimit.allow(("drain-rejected", self.url.safe))
         if held is not None:
-            rt.log.warning("drain endpoint rejected data", drain=self.url.safe, error=str(err),
+            rt.log.warning("drain endpoint rejected data", drain=self.url.safe, error=self.url.scrub(str(err)),
                            rejections_since_last_report=held)
 
 
