@@ -84,6 +84,12 @@ SETTINGS: list[Setting] = [
     S("DATASOURCE_BACKOFF_MAX", "float", 30.0, "longest wait between reconnections to a datasource, seconds"),
     S("SHUTDOWN_TIMEOUT", "float", 10.0, "seconds to flush drains on SIGTERM"),
     S("STATS_INTERVAL", "float", 60.0, "seconds between progress lines in the agent's log (0: never)"),
+    # Trust policy of routes (logtrain/trust.py).
+    S("ROUTE_TRUST", "str", "file", "comma-separated datasources whose routes are trusted: "
+      "file, postgres, api, kubernetes (untrusted routes name network drains only)"),
+    S("DRAIN_DENY_NETWORKS", "str", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10,0.0.0.0/8,::/128",
+      "comma-separated CIDRs drains of untrusted routes may not connect to"),
+    S("DRAIN_ALLOW_NETWORKS", "str", "", "comma-separated CIDRs excepted from DRAIN_DENY_NETWORKS"),
 ]
 BY_NAME = {s.name: s for s in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -229,6 +235,17 @@ def validate(cfg: Config) -> None:
                  "HTTP_MAX_BODY", "UDP_MAX_PAYLOAD", "ROUTES_RELOAD_INTERVAL"):
         if not cfg._values[name]:
             raise ConfigError(f"{name}: must be greater than zero")
+    from logtrain import trust
+
+    try:
+        trust.parse_trust(cfg.route_trust)
+    except ValueError as e:
+        raise ConfigError(f"ROUTE_TRUST: {e}") from None
+    for name in ("DRAIN_DENY_NETWORKS", "DRAIN_ALLOW_NETWORKS"):
+        try:
+            trust.parse_networks(cfg._values[name])
+        except ValueError as e:
+            raise ConfigError(f"{name}: {e}") from None
     if cfg.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL: {cfg.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     for name in ("HTTP_EVENTS_PATH", "HTTP_SYSLOG_PATH", "PERSISTENT_PATH"):

@@ -26,6 +26,7 @@ from gevent.socket import wait_read
 from logtrain import pg
 from logtrain.router import Router
 from logtrain.runtime import Runtime
+from logtrain.trust import Refused
 from logtrain.urls import mask_dsn, mask_url
 
 CHANNELS = ("drains.insert", "drains.update", "drains.delete")
@@ -279,6 +280,9 @@ class PostgresRoutes:
             if not host or any(c.isspace() for c in host):
                 raise ValueError("hostname is empty or holds spaces")
             self.router.add_route(self.source, host, endpoint)
+        except Refused as e:  # the router counted and logged it
+            self.invalid[drain] = str(e)
+            return
         except ValueError as e:
             self.invalid[drain] = str(e)
             self.rt.metrics.inc("logtrain_route_errors_total", source=self.source)
