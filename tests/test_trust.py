@@ -300,6 +300,10 @@ def test_a_route_to_the_agents_own_listener_is_refused_even_from_the_routes_file
     bad.start(wait=False)
     assert bad.proc.wait(15) == 2
     assert "one of the agent's own listeners" in bad.log()
+    r = subprocess.run([sys.executable, "-m", "logtrain", "check-config"], capture_output=True,
+                       text=True, env=bad.env)
+    assert r.returncode == 2 and f"{bad.routes_path}:1: route loop" in r.stderr, r.stderr
+    assert "one of the agent's own listeners" in r.stderr
 
     out = tmp_path / "out.log"
     agent, sender = start(tmp_path, env, f"ok file://{out}\n")
