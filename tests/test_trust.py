@@ -414,10 +414,11 @@ def test_postgres_rows_and_the_api_are_untrusted_by_default(pg, tmp_path: Path):
         agent.set_routes("")
         wait_for(lambda: "no trusted route names it any more" in agent.log(), 5)
         before = len(shared.data)
+        shared_drain = f"syslog+tcp://127.0.0.1:{shared.port}"
         for _ in range(5):
             sender.send("pghost")
-        wait_for(lambda: agent.metric("logtrain_routes_refused_total", source="postgres",
-                                      reason="denied_network") >= 7, 10)
+        wait_for(lambda: agent.metric("logtrain_drain_errors_total", drain=shared_drain) >= 1, 10,
+                 what="the shared drain, now untrusted, to be refused")
         time.sleep(0.3)
         assert len(shared.data) == before
 
@@ -435,10 +436,11 @@ def test_postgres_rows_and_the_api_are_untrusted_by_default(pg, tmp_path: Path):
         code, _, body = agent.request("POST", "/routes", json.dumps(
             {"hostname": "a", "endpoint": f"syslog+tcp://127.0.0.2:{tcp.port}"}).encode(), AUTH)
         assert code == 201, body
-        refused = agent.metric("logtrain_routes_refused_total", reason="denied_network")
         sender.send("a")
-        wait_for(lambda: agent.metric("logtrain_routes_refused_total",
-                                      reason="denied_network") > refused, 5)
+        wait_for(lambda: agent.metric("logtrain_drain_errors_total",
+                                      drain=f"syslog+tcp://127.0.0.2:{tcp.port}") >= 1, 5)
+        wait_for(lambda: f"address=127.0.0.2:{tcp.port}" in agent.log(), 5,
+                 what="the refusal logged with the address")
         assert tcp.connections == 0
         assert agent.healthy()
     finally:
