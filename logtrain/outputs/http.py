@@ -18,7 +18,7 @@ from logtrain.packet import Packet
 from logtrain.runtime import Runtime
 from logtrain.serialize import packet_jsons
 from logtrain.syslog import format_rfc5424
-from logtrain.trust import open_socket, refusal_in
+from logtrain.trust import DestinationRefused, open_socket, refusal_in
 from logtrain.urls import DrainURL
 
 _RETRYABLE_4XX = (408, 429)
@@ -52,6 +52,11 @@ def _guarded(base: type, output: _HTTPOutput) -> type:
             except TimeoutError as e:
                 raise exc.ConnectTimeoutError(
                     self, f"Connection to {self.host} timed out. (connect timeout={timeout})") from e
+            except DestinationRefused:
+                raise
+            except OSError as e:  # as urllib3 itself says it: the request was not sent
+                raise exc.NewConnectionError(
+                    self, f"Failed to establish a new connection: {e}") from e
 
     return GuardedConnection
 
@@ -145,8 +150,8 @@ class JSONHTTPOutput(_HTTPOutput):
         rt.metrics.inc("logtrain_drain_dropped_total", drain=self.url.safe, reason="rejected")
         held = rt.ratelimit.allow(("drain-rejected", self.url.safe))
         if held is not None:
-            rt.log.warning("drain endpoint rejected data", drain=self.url.safe, error=self.url.scrub(str(err)),
-                           rejections_since_last_report=held)
+            rt.log.warning("drain endpoint rejected data", drain=self.url.safe,
+                           error=self.url.scrub(str(err)), rejections_since_last_report=held)
 
 
 class SyslogHTTPOutput(_HTTPOutput):
