@@ -53,7 +53,7 @@ class Agent:
         if cfg.api_token:
             from logtrain.api import RoutesAPI
 
-            RoutesAPI(rt, self.datasources).register(self.http, cfg.api_token)
+            RoutesAPI(rt, self.router, self.datasources).register(self.http, cfg.api_token)
         if cfg.persistent:
             from logtrain.api import PersistentAPI
             from logtrain.persistent_store import PersistentStore

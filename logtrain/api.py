@@ -8,6 +8,9 @@
 The routes API exists only when API_TOKEN is set, and every request needs
 ``Authorization: Bearer API_TOKEN``; persistent reads need it too when it is set.
 Endpoints are shown with their credentials masked, in responses and log lines.
+A POST is admitted by the trust policy as coming from the ``api`` datasource,
+and, since the route then lives as a row of the Postgres table, as coming from
+``postgres`` too; a refusal is answered 400 with the reason.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import uuid
 from typing import Any
 
 from logtrain.httpserver import HTTPServer, Response, json_response
-from logtrain.outputs import create_output
+from logtrain.router import Router
 from logtrain.runtime import Runtime
-from logtrain.urls import redact_url
+from logtrain.trust import Refused
+from logtrain.urls import mask_url
 
 API_MAX_BODY = 64 << 10
 MAX_HOSTNAME = 255
@@ -48,8 +52,9 @@ class TokenGuard:
 
 
 class RoutesAPI:
-    def __init__(self, rt: Runtime, datasources: list[Any]) -> None:
+    def __init__(self, rt: Runtime, router: Router, datasources: list[Any]) -> None:
         self.rt = rt
+        self.router = router
         self.datasources = datasources
 
     def register(self, http: HTTPServer, token: str) -> None:
@@ -87,7 +92,11 @@ class RoutesAPI:
         if not isinstance(endpoint, str) or not endpoint:
             return json_response("400 Bad Request", {"error": "endpoint must be a drain URL"})
         try:
-            create_output(endpoint, self.rt)
+            self.router.check_route("api", endpoint)
+            self.router.check_route(ds.source, endpoint)
+        except Refused as e:
+            return json_response("400 Bad Request", {"error": f"endpoint refused ({e.reason}): {e}",
+                                                     "reason": e.reason})
         except ValueError as e:
             return json_response("400 Bad Request", {"error": f"endpoint: {e}"})
         try:
@@ -95,9 +104,9 @@ class RoutesAPI:
         except Exception as e:  # noqa: BLE001 - the database's trouble, not the request's
             return self._unavailable(e)
         self.rt.log.info("route added through the API", id=drain, hostname=host,
-                         endpoint=redact_url(endpoint))
+                         endpoint=mask_url(endpoint))
         return json_response("201 Created", {"id": drain, "hostname": host,
-                                             "endpoint": redact_url(endpoint),
+                                             "endpoint": mask_url(endpoint),
                                              "source": ds.source},
                              [("Location", f"/routes/{drain}")])
 

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from logtrain.settings import BY_NAME, SETTINGS, Setting
-from logtrain.urls import redact_url
+from logtrain.urls import mask_dsn
 
 
 class ConfigError(Exception):
@@ -83,8 +83,8 @@ class Config:
         lines = []
         for s in SETTINGS:
             v = self._values[s.name]
-            if s.url and v:
-                shown = redact_url(v)
+            if s.dsn and v:
+                shown = mask_dsn(v)
             elif s.secret and v:
                 shown = "********"
             elif isinstance(v, str) and v.startswith("-----BEGIN"):
@@ -170,7 +170,7 @@ def validate(cfg: Config) -> None:
             for need in s.needs:
                 if not values[need]:
                     hint = (" (for example postgres://user:password@host:5432/dbname)"
-                            if BY_NAME[need].url else "")
+                            if BY_NAME[need].dsn else "")
                     raise ConfigError(f"{need}: required when {s.name}=true{hint}")
     inputs = [s.name for s in SETTINGS if s.role == "input"]
     if not any(values[n] for n in inputs):

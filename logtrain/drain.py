@@ -318,7 +318,7 @@ class Drain:
         now = time.monotonic()
         self.failures += 1
         self.rt.metrics.inc("logtrain_drain_errors_total", drain=self.name)
-        reason = _describe(err)
+        reason = self.output.url.scrub(_describe(err))  # messages may quote the URL
         if self.failures == 1:
             self.failing_since = now
             self.rt.ratelimit.forget(("drain-failing", self.name))
@@ -360,7 +360,8 @@ class Drain:
         held = self.rt.ratelimit.allow(("drain-rejected", self.name))
         if held is not None:
             self.rt.log.warning("drain endpoint rejected data", drain=self.name,
-                                error=_describe(err), rejections_since_last_report=held)
+                                error=self.output.url.scrub(_describe(err)),
+                                rejections_since_last_report=held)
 
 
 def _describe(err: Exception) -> str:

@@ -22,6 +22,7 @@ HELP = {
     "logtrain_drain_paused": "1 while a drain is paused after repeated failures.",
     "logtrain_routes": "Routes in the route table.",
     "logtrain_route_errors_total": "Routes rejected by a datasource, by reason.",
+    "logtrain_routes_refused_total": "Routes and drain connections the trust policy refused, by source and reason.",
 }
 
 

@@ -18,7 +18,7 @@ import gevent
 from gevent.lock import BoundedSemaphore
 from gevent.socket import wait_read, wait_write
 
-from logtrain.urls import redact_url
+from logtrain.urls import dsn_secrets, scrub
 
 _pg: Any = None
 
@@ -68,26 +68,20 @@ def connect(url: str, timeout: float = 5.0, autocommit: bool = True) -> Any:
     return conn
 
 
-_PASSWORD_IN_DSN = re.compile(r"(password\s*=\s*)(\S+)", re.I)
+_PASSWORD_IN_TEXT = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.I)
 
 
 def describe(err: BaseException, url: str = "") -> str:
-    """A one-line reason for a log line or a response, with no credentials."""
+    """A one-line reason for a log line or a response, with no credentials:
+    libpq quotes pieces of a malformed connection string in its messages."""
     if isinstance(err, gevent.Timeout):
         text = "timed out"
     else:
         text = " ".join(str(err).split()) or type(err).__name__
     if url:
-        try:
-            from urllib.parse import urlsplit
-
-            password = urlsplit(url).password
-        except ValueError:
-            password = None
-        if password:
-            text = text.replace(password, "****")
-        text = text.replace(url, redact_url(url))
-    return _PASSWORD_IN_DSN.sub(r"\1****", text)[:500]
+        masked, secrets = dsn_secrets(url)
+        text = scrub(text.replace(url, masked), secrets)
+    return _PASSWORD_IN_TEXT.sub(r"\1****", text)[:500]
 
 
 def is_connection_error(err: BaseException) -> bool:

@@ -5,6 +5,10 @@ is their union, so the same route from two datasources lives until both remove
 it. A drain exists once per URL: created when a packet is first routed to it,
 closed (after flushing) when its last route goes away. ``route`` is called once
 per batch; hostname look-ups are cached until the table changes.
+
+``add_route`` is where the trust policy (logtrain/trust.py) admits a route, and
+each drain gets a Guard that asks the router, at every connection, whether a
+trusted route still names it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from logtrain.drain import Ack, Drain
 from logtrain.outputs import create_output
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
+from logtrain.trust import Guard, Policy, Refused, kind
 
 _GLOB_CHARS = frozenset("*?[")
 _CACHE_MAX = 8192
@@ -27,12 +32,14 @@ _CACHE_MAX = 8192
 class Router:
     def __init__(self, rt: Runtime, drain_factory: Callable[[str], Drain] | None = None) -> None:
         self.rt = rt
-        self._drain_factory = drain_factory or (lambda url: Drain(create_output(url, rt), rt))
+        self.policy = Policy(rt)
+        self._drain_factory = drain_factory or self._new_drain
         self.routes: dict[tuple[str, str, str], int] = {}  # (source, host, url) -> how many times added
         self.exact: dict[str, dict[str, int]] = {}  # host -> url -> routes
         self.globs: dict[str, dict[str, int]] = {}  # pattern -> url -> routes
         self._glob_list: list[tuple[re.Pattern, tuple[str, ...]]] = []
         self.url_refs: dict[str, int] = {}
+        self.trusted_refs: dict[str, int] = {}  # url -> routes from trusted sources
         self.drains: dict[str, Drain] = {}
         self.closing: set[gevent.Greenlet] = set()
         self._cache: dict[str, tuple[Drain, ...]] = {}
@@ -40,9 +47,23 @@ class Router:
 
     # ----------------------------------------------------------------- table
 
+    def check_route(self, source: str, url: str) -> None:
+        """Raises ValueError (the reason) for a URL no drain can serve, and
+        trust.Refused (counted and logged) for one the policy does not admit
+        from ``source``."""
+        output = create_output(url, self.rt)  # validates scheme and options; cheap, no I/O
+        try:
+            self.policy.admit(source, output)
+        except Refused as e:
+            self.policy.report(kind(source), e.reason, output.url.safe, str(e))
+            raise
+
     def add_route(self, source: str, host: str, url: str) -> None:
-        """Adds a route; raises ValueError (the reason) for a URL no drain can serve."""
-        create_output(url, self.rt)  # validates scheme and options; cheap, no I/O
+        """Adds a route; raises ValueError (the reason) for a URL no drain can
+        serve or the trust policy does not admit from ``source``."""
+        self.check_route(source, url)
+        if self.policy.trusted(source):
+            self.trusted_refs[url] = self.trusted_refs.get(url, 0) + 1
         key = (source, host.lower(), url)
         self.routes[key] = self.routes.get(key, 0) + 1
         table = self.globs if _GLOB_CHARS & set(host) else self.exact
@@ -67,17 +88,40 @@ class Router:
             del urls[url]
             if not urls:
                 del table[host.lower()]
+        if self.policy.trusted(source):
+            self.trusted_refs[url] -= 1
+            if not self.trusted_refs[url]:
+                del self.trusted_refs[url]
+                if url in self.url_refs and self.url_refs[url] > 1:
+                    # Untrusted routes still name it: its open connections were
+                    # checked as trusted, so the drain starts over, checked anew.
+                    self._close_drain(url, "no trusted route names it any more")
         self.url_refs[url] -= 1
         if not self.url_refs[url]:
             del self.url_refs[url]
-            drain = self.drains.pop(url, None)
-            if drain is not None:
-                self.rt.log.info("closing drain: no route uses it any more", drain=drain.name)
-                g = gevent.spawn(drain.close, self.rt.config.shutdown_timeout)
-                self.closing.add(g)
-                g.link(self.closing.discard)
+            self._close_drain(url, "no route uses it any more")
         self._changed(table is self.globs)
         return True
+
+    def _close_drain(self, url: str, why: str) -> None:
+        drain = self.drains.pop(url, None)
+        if drain is not None:
+            self.rt.log.info("closing drain: " + why, drain=drain.name)
+            g = gevent.spawn(drain.close, self.rt.config.shutdown_timeout)
+            self.closing.add(g)
+            g.link(self.closing.discard)
+        self._cache.clear()
+
+    def _new_drain(self, url: str) -> Drain:
+        output = create_output(url, self.rt)
+        output.guard = Guard(self.policy, output.url.safe,
+                             lambda: url in self.trusted_refs,
+                             lambda: self._sources(url))
+        return Drain(output, self.rt)
+
+    def _sources(self, url: str) -> str:
+        """The datasource kinds naming ``url`` (for a refusal's metric label)."""
+        return ",".join(sorted({kind(s) for s, _, u in self.routes if u == url})) or "none"
 
     def _changed(self, globs: bool) -> None:
         if globs:

@@ -3,8 +3,8 @@
 A declaration carries the environment variable's name (the original
 logtrain's names and defaults), its kind, default, help, the section it is
 documented under, and its rules: bounds, choices, a check of its value,
-whether it is a path (resolved relative to the TOML file), secret or a URL
-(masked when printed), what it needs (``needs``: settings that must be set
+whether it is a path (resolved relative to the TOML file), secret or a
+database URL (masked when printed), what it needs (``needs``: settings that must be set
 when this one is true), and its role (an input or a datasource). The command
 line flags, the configuration checks, check-config and the README's table
 (``logtrain settings``) are all made from these declarations, as gunicorn
@@ -20,11 +20,11 @@ Check = Callable[[Any], str | None]  # the value -> what is wrong with it, or No
 
 
 class Setting:  # not a dataclass: dataclasses loads inspect and ast (~1 MB)
-    __slots__ = ("name", "kind", "default", "help", "section", "secret", "url", "low", "high",
-                 "choices", "path", "needs", "role", "check", "unavailable")
+    __slots__ = ("name", "kind", "default", "help", "section", "secret", "low", "high",
+                 "choices", "path", "needs", "role", "check", "unavailable", "dsn")
 
     def __init__(self, name: str, kind: str, default: Any, help: str, section: str, *,
-                 secret: bool = False, url: bool = False, low: float | None = None,
+                 secret: bool = False, dsn: bool = False, low: float | None = None,
                  high: float | None = None, choices: tuple[str, ...] = (), path: bool = False,
                  needs: tuple[str, ...] = (), role: str = "", check: Check | None = None,
                  unavailable: str = "") -> None:
@@ -34,7 +34,7 @@ class Setting:  # not a dataclass: dataclasses loads inspect and ast (~1 MB)
         self.help = help
         self.section = section
         self.secret = secret
-        self.url = url
+        self.dsn = dsn  # a database URL or key=value string, masked with mask_dsn when printed
         self.low = low  # inclusive bounds of a number
         self.high = high
         self.choices = choices
@@ -50,16 +50,38 @@ def _http_path(v: str) -> str | None:
 
 
 def _prefix(v: str) -> str | None:
-    if not v.startswith("/") or not v.endswith("/"):
-        return f"must start and end with '/', got {v!r}"
+    if not v.startswith("/"):
+        return f"must start with '/', got {v!r}"
+    if not v.endswith("/"):
+        return f"must end with '/', got {v!r}"
+    return None
+
+
+def _trust(v: str) -> str | None:
+    from logtrain import trust
+
+    try:
+        trust.parse_trust(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _networks(v: str) -> str | None:
+    from logtrain import trust
+
+    try:
+        trust.parse_networks(v)
+    except ValueError as e:
+        return str(e)
     return None
 
 
 def _postgres_url(v: str) -> str | None:
     if v and "://" in v and not v.startswith(("postgres://", "postgresql://")):
-        from logtrain.urls import redact_url
+        from logtrain.urls import mask_dsn
 
-        return f"expected a postgres:// URL, got {redact_url(v)!r}"
+        return f"expected a postgres:// URL, got {mask_dsn(v)!r}"
     return None
 
 
@@ -86,10 +108,18 @@ SETTINGS: list[Setting] = [
       "routes", low=0.01),
     S("POSTGRES", "bool", False, "routes from the Postgres drains table", "routes",
       needs=("DATABASE_URL",), role="datasource"),
-    S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", "routes", secret=True, url=True,
+    S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", "routes", secret=True, dsn=True,
       check=_postgres_url),
     S("KUBERNETES_DATASOURCE", "bool", False, "routes from Kubernetes annotations", "routes",
       role="datasource", unavailable="the Kubernetes datasource"),
+    S("ROUTE_TRUST", "str", "file", "comma-separated datasources whose routes are trusted: "
+      "file, postgres, api, kubernetes (untrusted routes name network drains only)", "routes",
+      check=_trust),
+    S("DRAIN_DENY_NETWORKS", "str", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10,0.0.0.0/8,::/128",
+      "comma-separated CIDRs drains of untrusted routes may not connect to", "routes",
+      check=_networks),
+    S("DRAIN_ALLOW_NETWORKS", "str", "", "comma-separated CIDRs excepted from DRAIN_DENY_NETWORKS",
+      "routes", check=_networks),
     S("DATASOURCE_BACKOFF_MAX", "float", 30.0,
       "longest wait between reconnections to a datasource, seconds", "routes", low=0),
     S("API_TOKEN", "str", "",
@@ -138,7 +168,7 @@ SETTINGS: list[Setting] = [
     S("PERSISTENT", "bool", False, "the persistent:// drain and its read endpoint", "persistent",
       needs=("PERSISTENT_DATABASE_URL",)),
     S("PERSISTENT_DATABASE_URL", "str", "", "Postgres URL of the persistent drain", "persistent",
-      secret=True, url=True, check=_postgres_url),
+      secret=True, dsn=True, check=_postgres_url),
     S("PERSISTENT_PATH", "str", "/logs/", "HTTP path prefix serving persistent logs",
       "persistent", check=_prefix),
     # --- limits of inputs

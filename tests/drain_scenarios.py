@@ -29,7 +29,10 @@ from logtrain.runtime import Runtime  # noqa: E402
 
 
 def runtime(**env: str) -> tuple[Runtime, io.StringIO]:
-    cfg = load(env={"SYSLOG_TCP": "true", "ROUTES_FILE": "/dev/null", **env})
+    # Routes of these scenarios name file:// drains from two datasources and
+    # receivers on loopback: trust both datasources, allow loopback.
+    cfg = load(env={"SYSLOG_TCP": "true", "ROUTES_FILE": "/dev/null",
+                    "ROUTE_TRUST": "file,postgres", "DRAIN_ALLOW_NETWORKS": "127.0.0.0/8", **env})
     out = io.StringIO()
     return Runtime(cfg, Log("debug", out), Metrics(), RateLimit(60.0)), out
 
@@ -93,7 +96,7 @@ def scenario_routing() -> dict:
     r.add_route("file", "Web-1", f["exact"])
     r.add_route("file", "web-*", f["glob"])
     r.add_route("file", "*.prod", f["both"])
-    r.add_route("pg", "*.prod", f["both"])  # the same route from a second datasource
+    r.add_route("postgres", "*.prod", f["both"])  # the same route from a second datasource
     errors = []
     for bad in ("kafka://x", "syslog+tcp://", "syslog+tcp://h:99999", "es://x", "nonsense"):
         try:
@@ -105,7 +108,7 @@ def scenario_routing() -> dict:
     r.remove_route("file", "*.prod", f["both"])
     r.route([pk("api.prod", "f")])  # still routed: the pg datasource has it
     still = f["both"] in r.drains
-    r.remove_route("pg", "*.prod", f["both"])
+    r.remove_route("postgres", "*.prod", f["both"])
     gevent.sleep(0.3)
     closed = f["both"] not in r.drains
     r.route([pk("api.prod", "g")])  # dead now

@@ -11,7 +11,7 @@ import pytest
 
 from logtrain import __version__
 from logtrain.config import ConfigError, load
-from logtrain.urls import redact_url
+from logtrain.urls import mask_url
 
 SCRIPT = Path(sys.executable).with_name("logtrain")
 
@@ -168,12 +168,12 @@ def test_log_level_filters_the_agents_own_log(routes, tmp_path):
     assert start("error") == ""
 
 
-def test_redact_url():
-    assert redact_url("syslog+tls://u:p4ss@h:1/x?token=abc&framing=octet") == \
+def test_mask_url():
+    assert mask_url("syslog+tls://u:p4ss@h:1/x?token=abc&framing=octet") == \
         "syslog+tls://u:****@h:1/x?token=****&framing=octet"
-    assert redact_url("https://TOKEN123@h/") == "https://****@h/"
-    assert redact_url("stdout://") == "stdout://"
-    assert redact_url("file:///var/log/x.log") == "file:///var/log/x.log"
+    assert mask_url("https://TOKEN123@h/") == "https://****@h/"
+    assert mask_url("stdout://") == "stdout://"
+    assert mask_url("file:///var/log/x.log") == "file:///var/log/x.log"
 
 
 def test_pprint_is_deferred_until_used():

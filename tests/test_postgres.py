@@ -70,8 +70,11 @@ class Probe:
 
 def start_agent(tmp: Path, env: dict, routes: str | None = None) -> tuple[Agent, Probe]:
     tcp = free_port()
+    # These tests watch routes take effect through file:// drains, which only
+    # trusted routes may name: the database and the API are trusted here
+    # (tests/test_trust.py covers them untrusted).
     base = {"SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(tcp), "DATASOURCE_BACKOFF_MAX": "0.5",
-            "DRAIN_BUFFER_SIZE": "64M"}
+            "DRAIN_BUFFER_SIZE": "64M", "ROUTE_TRUST": "file,postgres,api"}
     base.update(env)
     agent = Agent(tmp / "agent", base, routes).start()
     return agent, Probe(tcp)

@@ -26,7 +26,8 @@ from gevent.socket import wait_read
 from logtrain import pg
 from logtrain.router import Router
 from logtrain.runtime import Runtime
-from logtrain.urls import redact_url
+from logtrain.trust import Refused
+from logtrain.urls import mask_dsn, mask_url
 
 CHANNELS = ("drains.insert", "drains.update", "drains.delete")
 KEEPALIVE = 30.0  # seconds of silence before the LISTEN connection is checked
@@ -120,7 +121,7 @@ class PostgresRoutes:
         self.rt = rt
         self.router = router
         self.url = url
-        self.safe_url = redact_url(url)
+        self.safe_url = mask_dsn(url)
         self.rows: dict[str, tuple[str, str]] = {}  # drain id -> (hostname, endpoint)
         self.invalid: dict[str, str] = {}  # drain id -> why its route is not in effect
         self.conn: Any = None
@@ -277,18 +278,21 @@ class PostgresRoutes:
             if not host or any(c.isspace() for c in host):
                 raise ValueError("hostname is empty or holds spaces")
             self.router.add_route(self.source, host, endpoint)
+        except Refused as e:  # the router counted and logged it
+            self.invalid[drain] = str(e)
+            return
         except ValueError as e:
             self.invalid[drain] = str(e)
             self.rt.metrics.inc("logtrain_route_errors_total", source=self.source)
             self.rt.log.warning("skipped route from postgres", drain=drain, hostname=host,
-                                endpoint=redact_url(endpoint), error=str(e))
+                                endpoint=mask_url(endpoint), error=str(e))
             return
         self.rows[drain] = row
 
     # ----------------------------------------------------------------- routes API
 
     def listing(self) -> list[dict]:
-        out = [{"id": d, "hostname": h, "endpoint": redact_url(e), "source": self.source}
+        out = [{"id": d, "hostname": h, "endpoint": mask_url(e), "source": self.source}
                for d, (h, e) in self.rows.items()]
         out += [{"id": d, "source": self.source, "error": why} for d, why in self.invalid.items()]
         return out

@@ -19,9 +19,11 @@ import gevent
 from logtrain.outputs import create_output
 from logtrain.router import Router
 from logtrain.runtime import Runtime
-from logtrain.urls import redact_url
+from logtrain.trust import Policy
+from logtrain.urls import mask_url
 
 Route = tuple[str, str]
+SOURCE = "file"  # the trust policy's name for this datasource
 
 
 def parse_routes(text: str) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
@@ -42,8 +44,11 @@ def parse_routes(text: str) -> tuple[list[tuple[int, str, str]], list[tuple[int,
     return routes, errors
 
 
-def check_routes(path: str, rt: Runtime) -> tuple[list[tuple[int, str, str]], list[str]]:
-    """Reads and fully validates a routes file; errors are 'PATH:LINE: reason' strings."""
+def check_routes(path: str, rt: Runtime, router: Router | None = None,
+                 ) -> tuple[list[tuple[int, str, str]], list[str]]:
+    """Reads and fully validates a routes file, the trust policy included
+    (through ``router``, which counts and logs refusals, when given); errors
+    are 'PATH:LINE: reason' strings."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -52,11 +57,15 @@ def check_routes(path: str, rt: Runtime) -> tuple[list[tuple[int, str, str]], li
     routes, errors = parse_routes(text)
     msgs = [f"{path}:{n}: {reason}" for n, reason in errors]
     good = []
+    policy = Policy(rt) if router is None else None
     for n, host, url in routes:
         try:
-            create_output(url, rt)
+            if router is not None:
+                router.check_route(SOURCE, url)
+            else:
+                policy.admit(SOURCE, create_output(url, rt))
         except ValueError as e:
-            msgs.append(f"{path}:{n}: route {host} -> {redact_url(url)}: {e}")
+            msgs.append(f"{path}:{n}: route {host} -> {mask_url(url)}: {e}")
             continue
         good.append((n, host, url))
     return good, msgs
@@ -77,7 +86,7 @@ class StaticRoutes:
     def load(self) -> list[str]:
         """Applies the file now; returns the errors of the lines it skipped."""
         self.stamp = self._stamp()
-        routes, errors = check_routes(self.path, self.rt)
+        routes, errors = check_routes(self.path, self.rt, self.router)
         if self.stamp is None and not routes:
             return errors  # the file is gone: keep what is in effect
         wanted = Counter((host, url) for _, host, url in routes)
@@ -99,7 +108,7 @@ class StaticRoutes:
 
     def listing(self) -> list[dict]:
         """The routes in effect, for GET /routes (read-only: edit the file)."""
-        return [{"hostname": h, "endpoint": redact_url(u), "source": "file"}
+        return [{"hostname": h, "endpoint": mask_url(u), "source": "file"}
                 for (h, u), k in sorted(self.current.items()) for _ in range(k)]
 
     def stop(self) -> None:

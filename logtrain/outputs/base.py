@@ -7,11 +7,14 @@ nothing about buffering, retries or pooling: the Drain does those.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
 from logtrain.urls import DrainURL
+
+if TYPE_CHECKING:
+    from logtrain.trust import Guard
 
 
 class Rejected(Exception):
@@ -47,6 +50,11 @@ class Output:
     #: most connections (writers) for one drain; 0: DRAIN_MAX_CONNECTIONS. A drain
     #: whose endpoint must receive batches in order sets 1.
     max_connections = 0
+    #: True for drains that write on this machine (file://, stdout://): only
+    #: trusted routes may name them
+    local = False
+    #: the connect-time check of the drain's addresses (set by the router)
+    guard: Guard | None = None
 
     def __init__(self, url: DrainURL, rt: Runtime) -> None:
         self.url = url
@@ -55,6 +63,11 @@ class Output:
     def encode(self, packets: list[Packet]) -> tuple[Any, int]:
         """The batch as one item and its size in bytes."""
         raise NotImplementedError
+
+    def destination(self) -> tuple[str, int, str] | None:
+        """(host, port, "tcp" or "udp") a network drain connects to; None for
+        the others. The trust policy checks it when a route is added."""
+        return None
 
     def connect(self) -> Connection:
         raise NotImplementedError

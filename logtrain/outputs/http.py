@@ -9,6 +9,7 @@ retrying cannot help, so it is dropped and counted; anything else is retried.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,6 +18,7 @@ from logtrain.packet import Packet
 from logtrain.runtime import Runtime
 from logtrain.serialize import packet_jsons
 from logtrain.syslog import format_rfc5424
+from logtrain.trust import DestinationRefused, open_socket, refusal_in
 from logtrain.urls import DrainURL
 
 _RETRYABLE_4XX = (408, 429)
@@ -30,6 +32,33 @@ def _urllib3():
     import logtrain.tls  # noqa: F401
 
     return importlib.import_module("urllib3")
+
+
+def _guarded(base: type, output: _HTTPOutput) -> type:
+    """urllib3's connection class with its socket opened by trust.open_socket,
+    so the address the policy checked is the one connected to (urllib3 would
+    resolve the name again)."""
+    urllib3 = _urllib3()
+    exc = urllib3.exceptions
+
+    class GuardedConnection(base):
+        def _new_conn(self):
+            timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
+            try:
+                return open_socket(self._dns_host, self.port, "tcp", timeout, output.guard,
+                                   self.socket_options or ())
+            except socket.gaierror as e:
+                raise exc.NameResolutionError(self.host, self, e) from e
+            except TimeoutError as e:
+                raise exc.ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out. (connect timeout={timeout})") from e
+            except DestinationRefused:
+                raise
+            except OSError as e:  # as urllib3 itself says it: the request was not sent
+                raise exc.NewConnectionError(
+                    self, f"Failed to establish a new connection: {e}") from e
+
+    return GuardedConnection
 
 
 class _HTTPOutput(Output):
@@ -60,6 +89,10 @@ class _HTTPOutput(Output):
             self.pool = urllib3.HTTPSConnectionPool(url.host, url.port or 443, **kw)
         else:
             self.pool = urllib3.HTTPConnectionPool(url.host, url.port or 80, **kw)
+        self.pool.ConnectionCls = _guarded(self.pool.ConnectionCls, self)
+
+    def destination(self) -> tuple[str, int, str]:
+        return self.pool.host, self.pool.port, "tcp"
 
     own_options: tuple[str, ...] = ("insecure",)
 
@@ -71,8 +104,14 @@ class _HTTPOutput(Output):
         raise NotImplementedError
 
     def post(self, body: bytes, headers: dict[str, str] | None = None) -> None:
-        r = self.pool.urlopen("POST", self.target, body=body, headers=headers or self.headers,
-                              preload_content=True, assert_same_host=False)
+        try:
+            r = self.pool.urlopen("POST", self.target, body=body, headers=headers or self.headers,
+                                  preload_content=True, assert_same_host=False)
+        except Exception as e:
+            refused = refusal_in(e)  # urllib3 wraps it; the drain should say why
+            if refused is not None:
+                raise refused from None
+            raise
         if 200 <= r.status < 300:
             return
         reason = f"HTTP {r.status} from {self.url.safe}"

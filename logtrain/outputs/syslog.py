@@ -15,6 +15,7 @@ from logtrain.outputs.base import Connection, Output
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
 from logtrain.syslog import format_datagrams, format_rfc5424
+from logtrain.trust import open_socket
 from logtrain.urls import DrainURL
 
 DEFAULT_PORTS = {"syslog+tcp": 514, "syslog+udp": 514, "syslog": 514, "syslog+tls": 6514}
@@ -79,14 +80,17 @@ class TCPOutput(Output):
         data = format_rfc5424(packets, self.octet)
         return data, len(data)
 
+    def destination(self) -> tuple[str, int, str]:
+        return (*self.address, "tcp")
+
     def _socket(self) -> socket.socket:
         cfg = self.rt.config
-        sock = socket.create_connection(self.address, timeout=cfg.drain_connect_timeout)
-        sock.settimeout(cfg.drain_write_timeout)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         # Writes are whole batches already: Nagle would only hold a lone line
         # back until the peer's delayed ACK (up to 40 ms of latency).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = open_socket(*self.address, "tcp", cfg.drain_connect_timeout, self.guard,
+                           ((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+                            (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)))
+        sock.settimeout(cfg.drain_write_timeout)
         return sock
 
     def connect(self) -> Connection:
@@ -139,9 +143,8 @@ class UDPOutput(Output):
         datagrams = format_datagrams(packets, self.max_len)
         return datagrams, sum(map(len, datagrams))
 
+    def destination(self) -> tuple[str, int, str]:
+        return (*self.address, "udp")
+
     def connect(self) -> Connection:
-        family, kind, proto, _, addr = socket.getaddrinfo(
-            *self.address, type=socket.SOCK_DGRAM)[0]
-        sock = socket.socket(family, kind, proto)
-        sock.connect(addr)
-        return DatagramConnection(sock)
+        return DatagramConnection(open_socket(*self.address, "udp", None, self.guard))
