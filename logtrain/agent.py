@@ -30,6 +30,7 @@ class Agent:
         self.http = HTTPServer(self.rt)
         self.inputs: list[Input] = []
         self.datasources: list[Any] = []
+        self.closers: list[Any] = []  # closed last, after the drains
         self.stopping = Event()
 
     def start(self) -> None:
@@ -53,7 +54,14 @@ class Agent:
         if cfg.api_token:
             from logtrain.api import RoutesAPI
 
-            RoutesAPI(rt, self.router, self.datasources).register(self.http, cfg.api_token)
+            table = writable = None
+            if cfg.postgres:
+                from logtrain.datasources.drains_table import DrainsTable
+
+                table, writable = DrainsTable(cfg.database_url), pgds
+                self.closers.append(table)
+            RoutesAPI(rt, self.router, self.datasources, table, writable).register(
+                self.http, cfg.api_token)
         if cfg.persistent:
             from logtrain.api import PersistentAPI
             from logtrain.persistent_store import PersistentStore
@@ -123,6 +131,8 @@ class Agent:
             inp.close()
         if rt.persistent is not None:
             rt.persistent.close()  # after the drains: they flush into it
+        for c in self.closers:
+            c.close()
         lost = rt.metrics.total("logtrain_drain_dropped_total", reason="shutdown")
         if not quiet:
             rt.log.info("logtrain stopped", flushed_bytes=buffered,

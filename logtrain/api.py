@@ -21,13 +21,12 @@ import uuid
 from typing import Any
 
 from logtrain.httpserver import HTTPServer, Response, json_response
-from logtrain.router import Router
+from logtrain.router import Router, check_hostname
 from logtrain.runtime import Runtime
 from logtrain.trust import Refused
 from logtrain.urls import mask_url
 
 API_MAX_BODY = 64 << 10
-MAX_HOSTNAME = 255
 
 
 def _no_writable(method: str) -> Response:
@@ -52,18 +51,21 @@ class TokenGuard:
 
 
 class RoutesAPI:
-    def __init__(self, rt: Runtime, router: Router, datasources: list[Any]) -> None:
+    """``table`` (a DrainsTable) takes the writes and ``writable`` (the
+    Postgres datasource) applies them at once, before its notification."""
+
+    def __init__(self, rt: Runtime, router: Router, datasources: list[Any],
+                 table: Any = None, writable: Any = None) -> None:
         self.rt = rt
         self.router = router
         self.datasources = datasources
+        self.table = table
+        self.writable = writable
 
     def register(self, http: HTTPServer, token: str) -> None:
         guard = TokenGuard(token)
         http.add("/routes", ("GET", "POST"), self._routes, API_MAX_BODY, guard)
         http.add_prefix("/routes/", ("GET", "DELETE"), self._route, API_MAX_BODY, guard)
-
-    def _writable(self) -> Any:
-        return next((d for d in self.datasources if getattr(d, "writable", False)), None)
 
     def _routes(self, env: dict, body: bytes) -> Response:
         if env["REQUEST_METHOD"] == "GET":
@@ -74,7 +76,7 @@ class RoutesAPI:
         return self._create(body)
 
     def _create(self, body: bytes) -> Response:
-        ds = self._writable()
+        ds = self.writable
         if ds is None:
             return _no_writable("POST")
         try:
@@ -84,25 +86,25 @@ class RoutesAPI:
         if not isinstance(obj, dict):
             return json_response("400 Bad Request", {"error": "expected a JSON object"})
         host, endpoint = obj.get("hostname"), obj.get("endpoint")
-        if not isinstance(host, str) or not host or len(host) > MAX_HOSTNAME or \
-                any(c.isspace() or not c.isprintable() for c in host):
-            return json_response("400 Bad Request", {
-                "error": "hostname must be a string of 1-255 printable characters without "
-                         "spaces (a glob such as *.example is allowed)"})
+        try:
+            check_hostname(host)
+        except ValueError as e:
+            return json_response("400 Bad Request", {"error": str(e)})
         if not isinstance(endpoint, str) or not endpoint:
             return json_response("400 Bad Request", {"error": "endpoint must be a drain URL"})
         try:
-            self.router.check_route("api", endpoint)
-            self.router.check_route(ds.source, endpoint)
+            self.router.check_route("api", host, endpoint)
+            self.router.check_route(ds.source, host, endpoint)
         except Refused as e:
             return json_response("400 Bad Request", {"error": f"endpoint refused ({e.reason}): {e}",
                                                      "reason": e.reason})
         except ValueError as e:
             return json_response("400 Bad Request", {"error": f"endpoint: {e}"})
         try:
-            drain = ds.insert(host, endpoint)
+            drain = self.table.insert(host, endpoint)
         except Exception as e:  # noqa: BLE001 - the database's trouble, not the request's
             return self._unavailable(e)
+        ds.apply(drain, (host, endpoint))  # in effect now, not when the notification comes
         self.rt.log.info("route added through the API", id=drain, hostname=host,
                          endpoint=mask_url(endpoint))
         return json_response("201 Created", {"id": drain, "hostname": host,
@@ -122,22 +124,23 @@ class RoutesAPI:
                     if r.get("id") == drain:
                         return json_response("200 OK", r)
             return json_response("404 Not Found", {"error": "no such route"})
-        ds = self._writable()
+        ds = self.writable
         if ds is None:
             return _no_writable("DELETE")
         try:
-            found = ds.delete(drain)
+            found = self.table.delete(drain)
         except Exception as e:  # noqa: BLE001
             return self._unavailable(e)
         if not found:
             return json_response("404 Not Found", {"error": "no such route"})
+        ds.apply(drain, None)
         self.rt.log.info("route deleted through the API", id=drain)
         return "204 No Content", [], b""
 
     def _unavailable(self, err: Exception) -> Response:
         from logtrain import pg
 
-        reason = pg.describe(err, getattr(self._writable(), "url", ""))
+        reason = pg.describe(err, self.table.url if self.table else "")
         self.rt.log.warning("routes API: database unavailable", error=reason)
         return json_response("503 Service Unavailable",
                              {"error": f"database unavailable: {reason}"},

@@ -120,7 +120,9 @@ def _check(cfg) -> int:
         print(line)
     if cfg.routes_file:
         rt = Runtime(cfg, Log(cfg.log_level), Metrics(), RateLimit())
-        routes, errors = check_routes(cfg.routes_file, rt)
+        from logtrain.router import Router
+
+        routes, errors = check_routes(cfg.routes_file, Router(rt))
         print(f"# {cfg.routes_file}: {len(routes)} route(s)")
         if errors:
             for e in errors:

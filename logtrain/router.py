@@ -29,6 +29,17 @@ _GLOB_CHARS = frozenset("*?[")
 _CACHE_MAX = 8192
 
 
+MAX_HOSTNAME = 255
+
+
+def check_hostname(host: object) -> None:
+    """The one rule for a route's hostname (or glob); ValueError says why."""
+    if (not isinstance(host, str) or not host or len(host) > MAX_HOSTNAME
+            or any(c.isspace() or not c.isprintable() for c in host)):
+        raise ValueError("hostname must be a string of 1-255 printable characters without "
+                         "spaces (a glob such as *.example is allowed)")
+
+
 class Router:
     def __init__(self, rt: Runtime, drain_factory: Callable[[str], Drain] | None = None) -> None:
         self.rt = rt
@@ -47,10 +58,12 @@ class Router:
 
     # ----------------------------------------------------------------- table
 
-    def check_route(self, source: str, url: str) -> None:
-        """Raises ValueError (the reason) for a URL no drain can serve, and
-        trust.Refused (counted and logged) for one the policy does not admit
-        from ``source``."""
+    def check_route(self, source: str, host: str, url: str) -> None:
+        """Raises ValueError (the reason) for a hostname no packet can carry or
+        a URL no drain can serve, and trust.Refused (counted and logged) for
+        one the policy does not admit from ``source``. Every datasource and
+        the routes API check routes here, and only here."""
+        check_hostname(host)
         output = create_output(url, self.rt)  # validates scheme and options; cheap, no I/O
         try:
             self.policy.admit(source, output)
@@ -61,7 +74,7 @@ class Router:
     def add_route(self, source: str, host: str, url: str) -> None:
         """Adds a route; raises ValueError (the reason) for a URL no drain can
         serve or the trust policy does not admit from ``source``."""
-        self.check_route(source, url)
+        self.check_route(source, host, url)
         if self.policy.trusted(source):
             self.trusted_refs[url] = self.trusted_refs.get(url, 0) + 1
         key = (source, host.lower(), url)

@@ -223,5 +223,17 @@ class DrainURL:
             return False
         raise ValueError(f"query option {name}={v!r}: expected true or false")
 
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        """The query option ``name``, one of ``choices`` (the first is the default)."""
+        v = self.query.get(name, choices[0])
+        if v not in choices:
+            raise ValueError(f"{name}={v!r}: expected {' or '.join(choices)}")
+        return v
+
+    def octet_framing(self) -> bool:
+        """``framing=newline`` (the default) or ``framing=octet`` (RFC6587
+        octet counting), for every drain that writes syslog frames."""
+        return self.choice("framing", ("newline", "octet")) == "octet"
+
     def __str__(self) -> str:
         return self.safe

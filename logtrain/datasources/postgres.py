@@ -115,7 +115,6 @@ def ensure_schema(cur: Any) -> bool:
 
 class PostgresRoutes:
     source = "postgres"
-    writable = True
 
     def __init__(self, rt: Runtime, router: Router, url: str) -> None:
         self.rt = rt
@@ -127,7 +126,6 @@ class PostgresRoutes:
         self.conn: Any = None
         self.connected = False
         self.failures = 0
-        self.writer = pg.Pool(url)
         m = rt.metrics
         m.gauge("logtrain_datasource_connected", lambda: 1 if self.connected else 0,
                 source=self.source)
@@ -156,7 +154,6 @@ class PostgresRoutes:
     def stop(self) -> None:
         self.rt.tasks.stop(self.source)
         self._disconnected()
-        self.writer.close()
 
     def _disconnected(self) -> None:
         self.connected = False
@@ -232,12 +229,12 @@ class PostgresRoutes:
             if channel == "drains.update":
                 old, new = body["old"], body["new"]
                 if str(old["drain"]) != str(new["drain"]):
-                    self._set(str(old["drain"]), None)
-                self._set(str(new["drain"]), self._row(new))
+                    self.apply(str(old["drain"]), None)
+                self.apply(str(new["drain"]), self._row(new))
             elif channel == "drains.insert":
-                self._set(str(body["drain"]), self._row(body))
+                self.apply(str(body["drain"]), self._row(body))
             elif channel == "drains.delete":
-                self._set(str(body["drain"]), None)
+                self.apply(str(body["drain"]), None)
         except (ValueError, KeyError, TypeError) as e:
             self.rt.metrics.inc("logtrain_route_errors_total", source=self.source)
             self.rt.log.warning("unreadable notification from postgres", channel=channel,
@@ -256,13 +253,13 @@ class PostgresRoutes:
     def _reconcile(self, rows: dict[str, tuple[str, str]]) -> None:
         before = len(self.rows)
         for d in [d for d in list(self.rows) + list(self.invalid) if d not in rows]:
-            self._set(d, None)
+            self.apply(d, None)
         for d, row in rows.items():
-            self._set(d, row)
+            self.apply(d, row)
         self.rt.log.info("postgres routes loaded", database=self.safe_url, routes=len(self.rows),
                          invalid=len(self.invalid), previously=before)
 
-    def _set(self, drain: str, row: tuple[str, str] | None) -> None:
+    def apply(self, drain: str, row: tuple[str, str] | None) -> None:
         """Makes the route of row ``drain`` be ``row`` (None: no route)."""
         old = self.rows.get(drain)
         if old is not None and old == row:
@@ -275,8 +272,6 @@ class PostgresRoutes:
             return
         host, endpoint = row
         try:
-            if not host or any(c.isspace() for c in host):
-                raise ValueError("hostname is empty or holds spaces")
             self.router.add_route(self.source, host, endpoint)
         except Refused as e:  # the router counted and logged it
             self.invalid[drain] = str(e)
@@ -296,26 +291,3 @@ class PostgresRoutes:
                for d, (h, e) in self.rows.items()]
         out += [{"id": d, "source": self.source, "error": why} for d, why in self.invalid.items()]
         return out
-
-    def insert(self, hostname: str, endpoint: str) -> str:
-        """Adds a row (the caller validated it) and applies it at once; returns its id."""
-        def q(cur: Any) -> str:
-            cur.execute("insert into drains (drain, hostname, endpoint, created, updated) "
-                        "values (gen_random_uuid(), %s, %s, now(), now()) returning drain::text",
-                        (hostname, endpoint))
-            return cur.fetchone()[0]
-
-        drain = self.writer.run(q)
-        self._set(drain, (hostname, endpoint))
-        return drain
-
-    def delete(self, drain: str) -> bool:
-        """Removes row ``drain``; False when there is no such row."""
-        def q(cur: Any) -> bool:
-            cur.execute("delete from drains where drain = %s returning drain", (drain,))
-            return cur.fetchone() is not None
-
-        found = self.writer.run(q)
-        if found:
-            self._set(drain, None)
-        return found

@@ -16,10 +16,8 @@ from collections import Counter
 
 import gevent
 
-from logtrain.outputs import create_output
 from logtrain.router import Router
 from logtrain.runtime import Runtime
-from logtrain.trust import Policy
 from logtrain.urls import mask_url
 
 Route = tuple[str, str]
@@ -44,11 +42,10 @@ def parse_routes(text: str) -> tuple[list[tuple[int, str, str]], list[tuple[int,
     return routes, errors
 
 
-def check_routes(path: str, rt: Runtime, router: Router | None = None,
-                 ) -> tuple[list[tuple[int, str, str]], list[str]]:
-    """Reads and fully validates a routes file, the trust policy included
-    (through ``router``, which counts and logs refusals, when given); errors
-    are 'PATH:LINE: reason' strings."""
+def check_routes(path: str, router: Router) -> tuple[list[tuple[int, str, str]], list[str]]:
+    """Reads and fully validates a routes file through ``router`` (hostnames,
+    drain URLs, the trust policy; refusals counted and logged); errors are
+    'PATH:LINE: reason' strings."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -57,13 +54,9 @@ def check_routes(path: str, rt: Runtime, router: Router | None = None,
     routes, errors = parse_routes(text)
     msgs = [f"{path}:{n}: {reason}" for n, reason in errors]
     good = []
-    policy = Policy(rt) if router is None else None
     for n, host, url in routes:
         try:
-            if router is not None:
-                router.check_route(SOURCE, url)
-            else:
-                policy.admit(SOURCE, create_output(url, rt))
+            router.check_route(SOURCE, host, url)
         except ValueError as e:
             msgs.append(f"{path}:{n}: route {host} -> {mask_url(url)}: {e}")
             continue
@@ -86,7 +79,7 @@ class StaticRoutes:
     def load(self) -> list[str]:
         """Applies the file now; returns the errors of the lines it skipped."""
         self.stamp = self._stamp()
-        routes, errors = check_routes(self.path, self.rt, self.router)
+        routes, errors = check_routes(self.path, self.router)
         if self.stamp is None and not routes:
             return errors  # the file is gone: keep what is in effect
         wanted = Counter((host, url) for _, host, url in routes)

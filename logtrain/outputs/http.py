@@ -167,10 +167,7 @@ class SyslogHTTPOutput(_HTTPOutput):
     own_options = ("insecure", "framing")
 
     def __init__(self, url: DrainURL, rt: Runtime) -> None:
-        framing = url.query.get("framing", "newline")
-        if framing not in ("newline", "octet"):
-            raise ValueError(f"framing={framing!r}: expected newline or octet")
-        self.octet = framing == "octet"
+        self.octet = url.octet_framing()
         self.content_type = "application/logplex-1" if self.octet else "application/syslog"
         super().__init__(url, rt)
 

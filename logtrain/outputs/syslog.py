@@ -71,10 +71,7 @@ class TCPOutput(Output):
     def __init__(self, url: DrainURL, rt: Runtime) -> None:
         super().__init__(url, rt)
         self.address = _address(url)
-        framing = url.query.get("framing", "newline")
-        if framing not in ("newline", "octet"):
-            raise ValueError(f"framing={framing!r}: expected newline or octet")
-        self.octet = framing == "octet"
+        self.octet = url.octet_framing()
 
     def encode(self, packets: list[Packet]) -> tuple[bytes, int]:
         data = format_rfc5424(packets, self.octet)
