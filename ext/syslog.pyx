@@ -36,6 +36,10 @@ def _bind(packet, frame_errors, now, local):
 cdef enum:
     MAX_DIGITS = 9
 
+# logtrain.packet's MSG_ERRORS and WIRE_ERRORS (see there why)
+cdef const char* MSG_ERRORS = "surrogateescape"
+cdef str WIRE_ERRORS = "logtrain.wire"
+
 # --------------------------------------------------------------------------- framing
 
 
@@ -235,18 +239,38 @@ cdef object _parse(bytes frame):
     if pri > 191:
         raise ValueError("PRI out of range")
     if n - (end + 1) >= 2 and p[end + 1] == 49 and p[end + 2] == 32:
-        return _parse_5424(pri, p, end + 3, n)
+        # A leading zero in PRI is read, but such a frame is not copied as it is.
+        return _parse_5424(pri, frame, p, end + 3, n, p[1] != 48 or end == 2)
     return _parse_3164(pri, frame[end + 1:])
 
 
-cdef object _parse_5424(int pri, const unsigned char* p, Py_ssize_t pos, Py_ssize_t n):
+cdef inline bint _printable(const unsigned char* p, Py_ssize_t a, Py_ssize_t b, Py_ssize_t limit):
+    """A header field RFC5424 allows: 1 to ``limit`` printable ASCII octets."""
+    cdef Py_ssize_t i
+    if b - a < 1 or b - a > limit:
+        return False
+    for i in range(a, b):
+        if p[i] < 33 or p[i] > 126:
+            return False
+    return True
+
+
+cdef inline str _field(const unsigned char* p, Py_ssize_t a, Py_ssize_t b):
+    """A header field's text, "" for the NILVALUE."""
+    if b - a == 1 and p[a] == 45:
+        return ""
+    return _text(p + a, b - a)
+
+
+cdef object _parse_5424(int pri, bytes frame, const unsigned char* p, Py_ssize_t pos,
+                        Py_ssize_t n, bint copyable):
     cdef Py_ssize_t starts[6]
     cdef Py_ssize_t ends[5]
     cdef Py_ssize_t k, i, tail, tn, sd, msg
     cdef const unsigned char* hit
     cdef bint in_quotes
     cdef unsigned char c
-    cdef str t, host, app
+    cdef str t, sd_text
     starts[0] = pos
     for k in range(5):
         hit = <const unsigned char*>memchr(p + starts[k], 32, n - starts[k])
@@ -265,8 +289,9 @@ cdef object _parse_5424(int pri, const unsigned char* p, Py_ssize_t pos, Py_ssiz
         raise ValueError("RFC5424 HOSTNAME or APP-NAME too long")
     tail = starts[5]
     tn = n - tail
-    # STRUCTURED-DATA; a tail that does not start with a well-formed one is
-    # all message (Heroku's logplex frames leave the field out)
+    # STRUCTURED-DATA (logtrain.sd.sd_end); a tail that does not start with a
+    # well-formed one is all message (Heroku's logplex frames leave the field
+    # out), and such a frame is re-formatted with a NILVALUE SD
     sd = -1
     if tn >= 1 and p[tail] == 45:
         if tn == 1 or p[tail + 1] == 32:
@@ -294,21 +319,29 @@ cdef object _parse_5424(int pri, const unsigned char* p, Py_ssize_t pos, Py_ssiz
             i += 1
     if sd < 0:
         msg = tail
+        sd_text = ""
+        copyable = False
     else:
         msg = tail + sd + 1
         if msg > n:
             msg = n
+        if sd == 1 and p[tail] == 45:
+            sd_text = ""
+        else:
+            sd_text = PyUnicode_DecodeUTF8(<const char*>p + tail, sd, MSG_ERRORS)
     if n - msg >= 3 and p[msg] == 0xEF and p[msg + 1] == 0xBB and p[msg + 2] == 0xBF:
         msg += 3
-    if ends[1] - starts[1] == 1 and p[starts[1]] == 45:
-        host = ""
-    else:
-        host = _text(p + starts[1], ends[1] - starts[1])
-    if ends[2] - starts[2] == 1 and p[starts[2]] == 45:
-        app = ""
-    else:
-        app = _text(p + starts[2], ends[2] - starts[2])
-    return Packet(pri & 7, pri >> 3, host, app, t, _text(p + msg, n - msg))
+    if copyable:
+        copyable = (_printable(p, starts[1], ends[1], 255) and _printable(p, starts[2], ends[2], 48)
+                    and _printable(p, starts[3], ends[3], 128)
+                    and _printable(p, starts[4], ends[4], 32))
+    if copyable:  # the message is decoded only if something reads it
+        return Packet(pri & 7, pri >> 3, _field(p, starts[1], ends[1]), _field(p, starts[2], ends[2]),
+                      t, None, _field(p, starts[3], ends[3]), _field(p, starts[4], ends[4]),
+                      sd_text, frame, msg)
+    return Packet(pri & 7, pri >> 3, _field(p, starts[1], ends[1]), _field(p, starts[2], ends[2]), t,
+                  PyUnicode_DecodeUTF8(<const char*>p + msg, n - msg, MSG_ERRORS),
+                  _field(p, starts[3], ends[3]), _field(p, starts[4], ends[4]), sd_text, None, 0)
 
 
 _MONTHS = {
@@ -317,7 +350,7 @@ _MONTHS = {
         [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"]
     )
 }
-_TAG = re.compile(rb"([^\s\[\]:]{1,48})(?:\[[^\]\s]*\])?:? ?")
+_TAG = re.compile(rb"([^\s\[\]:]{1,48})(?:\[([^\]\s]*)\])?:? ?")
 
 
 cdef object _parse_3164(int pri, bytes rest):
@@ -330,13 +363,14 @@ cdef object _parse_3164(int pri, bytes rest):
         if not token.endswith(b":") and b"[" not in token:
             host, rest = token, rest[sp + 1:]
     m = _TAG.match(rest)
+    pid = b""
     if m and (m.group(0).endswith(b": ") or m.group(0).endswith(b":") or b"[" in m.group(0)):
-        tag, msg = m.group(1), rest[m.end():]
+        tag, pid, msg = m.group(1), m.group(2) or b"", rest[m.end():]
     else:
         tag, msg = b"", rest
     return Packet(pri & 7, pri >> 3, host.decode("utf-8", "replace"),
                   tag.decode("utf-8", "replace"), t or now_rfc3339(),
-                  msg.decode("utf-8", "replace"))
+                  msg.decode("utf-8", MSG_ERRORS), pid.decode("utf-8", "replace"))
 
 
 cdef tuple _take_3164_time(bytes rest):
@@ -414,29 +448,50 @@ cdef bytes _truncate_utf8(bytes b, Py_ssize_t limit):
     return b
 
 
-cdef bytes _line(object p, bint octet, Py_ssize_t max_len, bint newline):
+cdef bytes _line(object p, bint octet, Py_ssize_t max_len):
+    """One packet's RFC5424 message (logtrain.syslog._wire): its frame as it came
+    when it has one, else formatted."""
+    cdef object raw = p.raw
+    cdef bytes line
+    cdef const char* r
+    cdef Py_ssize_t n
+    if raw is not None:
+        line = <bytes>raw
+        r = PyBytes_AS_STRING(line)
+        n = PyBytes_GET_SIZE(line)
+        if n and (r[n - 1] == 10 or r[n - 1] == 13):
+            line = line.rstrip(b"\r\n")
+            n = PyBytes_GET_SIZE(line)
+            r = PyBytes_AS_STRING(line)
+        if not octet and memchr(r, 10, n) != NULL:
+            line = line.replace(b"\n", b" ")
+    else:
+        line = _format(p, octet)
+    if max_len and len(line) > max_len:
+        line = _truncate_utf8(line, max_len)
+    return line
+
+
+cdef bytes _format(object p, bint octet):
     cdef int fac = p.facility
     cdef int sev = p.severity
     cdef str msg = p.message
     cdef str t = p.time
-    cdef bytes line
+    cdef str sd = p.sd or "-"
     if fac < 0 or fac > 23:
         fac = 1
     if sev < 0 or sev > 7:
         sev = 5
     msg = msg.rstrip("\r\n")
-    if not octet and "\n" in msg:
-        msg = msg.replace("\n", " ")
-    if newline:  # the common case: the newline goes in with one encode
-        return (
-            f"<{fac * 8 + sev}>1 {t or '-'} {_clean(p.hostname, 255)} {_clean(p.tag, 48)} - - - {msg}\n"
-        ).encode("utf-8", "replace")
-    line = (
-        f"<{fac * 8 + sev}>1 {t or '-'} {_clean(p.hostname, 255)} {_clean(p.tag, 48)} - - - {msg}"
-    ).encode("utf-8", "replace")
-    if max_len and len(line) > max_len:
-        line = _truncate_utf8(line, max_len)
-    return line
+    if not octet:
+        if "\n" in msg:
+            msg = msg.replace("\n", " ")
+        if "\n" in sd:
+            sd = sd.replace("\n", " ")
+    return (
+        f"<{fac * 8 + sev}>1 {t or '-'} {_clean(p.hostname, 255)} {_clean(p.tag, 48)} "
+        f"{_clean(p.procid, 128)} {_clean(p.msgid, 32)} {sd} {msg}"
+    ).encode("utf-8", WIRE_ERRORS)
 
 
 def format_rfc5424(list packets, bint octet=False, Py_ssize_t max_len=0):
@@ -444,18 +499,16 @@ def format_rfc5424(list packets, bint octet=False, Py_ssize_t max_len=0):
     octet-counted with ``octet``); ``max_len`` caps each message's bytes."""
     cdef list out = []
     cdef bytes line
-    cdef bint newline = not octet and not max_len
     for p in packets:
-        line = _line(p, octet, max_len, newline)
+        line = _line(p, octet, max_len)
         if octet:
             out.append(b"%d %s" % (len(line), line))
-        elif newline:
-            out.append(line)
         else:
-            out.append(line + b"\n")
+            out.append(line)
+            out.append(b"\n")
     return b"".join(out)
 
 
 def format_datagrams(list packets, Py_ssize_t max_len):
     """One unframed RFC5424 message per datagram, each at most ``max_len`` bytes."""
-    return [_line(p, True, max_len, False) for p in packets]
+    return [_line(p, True, max_len) for p in packets]
