@@ -40,8 +40,8 @@ class Packet:
     """One log line. ``procid``, ``msgid`` and ``sd`` (the STRUCTURED-DATA as
     its sender wrote it) are "" for RFC5424's NILVALUE. ``raw`` is the RFC5424
     frame as received when its header is well-formed, else None: syslog drains
-    write it back as it is. Whoever changes a field of a packet sets ``raw`` to
-    None, so that the change is formatted. ``message`` is decoded from ``raw``
+    write it back as it is. Whoever changes a field of a packet other than
+    ``message`` calls ``changed()`` first, so that the change is formatted. ``message`` is decoded from ``raw``
     (from ``msg_at``) only when something reads it: a relay never does."""
 
     __slots__ = ("severity", "facility", "hostname", "tag", "time", "_message", "procid",
@@ -84,6 +84,13 @@ class Packet:
     def message(self, value: str) -> None:
         self._message = value
         self.raw = None
+
+    def changed(self) -> None:
+        """Drops the frame (the message decoded first): a field is about to
+        change, and syslog drains must format the packet from its fields."""
+        if self.raw is not None:
+            self._message = self.message
+            self.raw = None
 
     def to_dict(self) -> dict:
         """The JSON form: the original's six fields, then procid, msgid and

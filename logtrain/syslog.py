@@ -10,7 +10,7 @@ reference the tests compare it with on arbitrary input.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from logtrain.framing import FrameErrors, FramerPy
 from logtrain.packet import MSG_ERRORS, WIRE_ERRORS, Packet, is_rfc3339, now_rfc3339
@@ -143,23 +143,23 @@ def _take_3164_time(rest: bytes) -> tuple[str | None, bytes]:
 def _local_rfc3339(month: int, day: int, hh: int, mm: int, ss: int,
                    now: datetime | None = None) -> str:
     """An RFC3164 stamp has neither year nor zone: the zone is the agent's, and
-    the year is whichever of last, this and next year puts the stamp nearest to
-    now. So a Dec 31 line received on Jan 1 belongs to the old year, a Jan 1
-    line from a sender whose clock runs ahead, received on Dec 31, to the new
-    one, and Feb 29 to the nearest leap year of the three. Raises ValueError
-    for a date no such year has (Feb 30)."""
+    the year the latest of next, this and last year that does not put the stamp
+    more than a day in the future (a sender's clock may run a little ahead).
+    So a Dec 31 line received on Jan 1 belongs to the old year, and a Jan 1
+    line received on Dec 31 to the new one. Raises ValueError for a date none
+    of the three years has (Feb 30, or Feb 29 outside a leap year)."""
     now = now or datetime.now().astimezone()
-    best = None
-    for year in (now.year - 1, now.year, now.year + 1):
+    for year in (now.year + 1, now.year, now.year - 1):
         try:
             d = datetime(year, month, day, hh, mm, ss).astimezone()
         except ValueError:
             continue
-        if best is None or abs(d - now) < abs(best - now):
-            best = d
-    if best is None:
-        raise ValueError("RFC3164 date does not exist")
-    return best.isoformat()
+        if d - now <= _AHEAD:
+            return d.isoformat()
+    raise ValueError("RFC3164 date does not exist")
+
+
+_AHEAD = timedelta(days=1)
 
 
 # --------------------------------------------------------------------------- formatting
