@@ -7,6 +7,7 @@ extensions = [
     Extension("logtrain._serialize", ["ext/serialize.pyx"]),
     Extension("logtrain._tail", ["ext/tail.pyx"]),
     Extension("logtrain._sd", ["ext/sd.pyx"]),
+    Extension("logtrain._framing", ["ext/framing.pyx"]),
 ]
 
 setup(

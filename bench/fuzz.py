@@ -35,7 +35,7 @@ def _target(name: str):  # noqa: C901 - one small function per target
 
     now = "2026-11-24T12:00:00.000000Z"
     syslog.now_rfc3339 = lambda: now  # both versions take the same 'now'
-    syslog._syslog._bind(Packet, syslog.FrameErrors, lambda: now, syslog._local_rfc3339)
+    syslog._syslog._bind(Packet, lambda: now, syslog._local_rfc3339)
 
     def chunks(fdp, data: bytes) -> list[bytes]:
         out, pos = [], 0

@@ -264,8 +264,8 @@ except ImportError:  # pragma: no cover - running from a source tree without a b
     format_rfc5424 = format_rfc5424_py
     format_datagrams = format_datagrams_py
 else:
-    _syslog._bind(Packet, FrameErrors, now_rfc3339, _local_rfc3339)
-    Framer = _syslog.Framer  # type: ignore[misc]
+    _syslog._bind(Packet, now_rfc3339, _local_rfc3339)
+    from logtrain._framing import Framer  # type: ignore[misc]
     parse = _syslog.parse
     parse_batch = _syslog.parse_batch
     format_rfc5424 = _syslog.format_rfc5424

@@ -26,9 +26,9 @@ def fixed_now(monkeypatch):
     """Both versions take 'now' for a NILVALUE timestamp: make it the same."""
     real = syslog.now_rfc3339
     monkeypatch.setattr(syslog, "now_rfc3339", lambda: FIXED_NOW)
-    _syslog._bind(Packet, syslog.FrameErrors, lambda: FIXED_NOW, syslog._local_rfc3339)
+    _syslog._bind(Packet, lambda: FIXED_NOW, syslog._local_rfc3339)
     yield
-    _syslog._bind(Packet, syslog.FrameErrors, real, syslog._local_rfc3339)
+    _syslog._bind(Packet, real, syslog._local_rfc3339)
 
 
 def test_the_compiled_module_is_in_use():
