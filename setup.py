@@ -6,6 +6,8 @@ extensions = [
     Extension("logtrain._syslog", ["ext/syslog.pyx"]),
     Extension("logtrain._serialize", ["ext/serialize.pyx"]),
     Extension("logtrain._tail", ["ext/tail.pyx"]),
+    Extension("logtrain._sd", ["ext/sd.pyx"]),
+    Extension("logtrain._framing", ["ext/framing.pyx"]),
 ]
 
 setup(

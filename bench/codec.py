@@ -1,14 +1,20 @@
 """Per-line work, Python reference against the compiled modules: lines per
-second of each step on the same input, median of several runs, and the ratio.
+second of each step on the same input, median of several runs, and the ratio;
+then the memory a parsed packet holds (the frame it keeps included).
 
     python bench/codec.py [--lines 200000] [--runs 3]
+
+Run by another checkout's interpreter (``/other/.venv/bin/python bench/codec.py``)
+it measures that checkout's modules on the same data, for before/after figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 
 from run import cri_lines, rfc5424_lines  # the same data as the relay benchmarks
@@ -69,11 +75,30 @@ def main() -> None:
         ("split + parse CRI lines", tail_parse(tail.LineSplitterPy, tail.CRIParserPy),
          tail_parse(tail.LineSplitter, tail.CRIParser)),
     ]
-    print(f"{n:,} lines of about 200 bytes, median of {args.runs} runs")
+    print(f"{n:,} lines of about 200 bytes, median of {args.runs} runs"
+          f" (logtrain from {syslog.__file__})")
     print(f"{'step':28s} {'Python lines/s':>15s} {'compiled lines/s':>17s} {'ratio':>7s}")
     for name, py, compiled in steps:
         a, b = timed(py, args.runs), timed(compiled, args.runs)
         print(f"{name:28s} {n / a:15,.0f} {n / b:17,.0f} {a / b:6.1f}x")
+    relay = timed(lambda: [syslog.format_rfc5424(syslog.parse_batch(syslog.Framer().feed(c))[0])
+                           for c in chunks], args.runs)
+    print(f"{'relay: frame+parse+format':28s} {'':15s} {n / relay:17,.0f}")
+    print(f"bytes held per parsed packet: {packet_bytes(stream[:20_000 * 201]):,.0f}")
+
+
+def packet_bytes(stream: bytes) -> float:
+    """Memory a batch of parsed packets holds, per packet: the packets, their
+    fields, and the frames when they keep them (the frames list itself is freed)."""
+    gc.collect()
+    tracemalloc.start()
+    frames = syslog.Framer().feed(stream)
+    packets = syslog.parse_batch(frames)[0]
+    del frames
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return held / len(packets)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-TARGETS = ("framer", "parse", "line_splitter", "cri", "docker", "json")
+TARGETS = ("framer", "parse", "sd", "line_splitter", "cri", "docker", "json")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,12 +30,12 @@ def _target(name: str):  # noqa: C901 - one small function per target
     import atheris
 
     with atheris.instrument_imports():
-        from logtrain import serialize, syslog, tail
+        from logtrain import sd, serialize, syslog, tail
         from logtrain.packet import Packet
 
     now = "2026-11-24T12:00:00.000000Z"
     syslog.now_rfc3339 = lambda: now  # both versions take the same 'now'
-    syslog._syslog._bind(Packet, syslog.FrameErrors, lambda: now, syslog._local_rfc3339)
+    syslog._syslog._bind(Packet, lambda: now, syslog._local_rfc3339)
 
     def chunks(fdp, data: bytes) -> list[bytes]:
         out, pos = [], 0
@@ -64,11 +64,24 @@ def _target(name: str):  # noqa: C901 - one small function per target
         out = []
         for fn in (syslog.parse, syslog.parse_py):
             try:
-                out.append(fn(data).to_dict())
+                p = fn(data)
+                out.append((p.to_dict(), p.raw, syslog.format_rfc5424([p], True),
+                            syslog.format_rfc5424_py([p], True)))
+            except ValueError as e:
+                out.append(str(e))
+        if out[0] != out[1] or (not isinstance(out[0], str) and out[0][2] != out[0][3]):
+            raise AssertionError(f"parse or format mismatch on {data!r}: {out}")
+
+    def sd_target(data: bytes) -> None:
+        text = data.decode("utf-8", "surrogateescape")
+        out = []
+        for fn in (sd.parse_sd, sd.parse_sd_py):
+            try:
+                out.append(fn(text))
             except ValueError as e:
                 out.append(str(e))
         if out[0] != out[1]:
-            raise AssertionError(f"parse mismatch on {data!r}: {out}")
+            raise AssertionError(f"parse_sd mismatch on {text!r}: {out}")
 
     def line_splitter(data: bytes) -> None:
         fdp = atheris.FuzzedDataProvider(data)
@@ -111,6 +124,7 @@ def _target(name: str):  # noqa: C901 - one small function per target
     return {
         "framer": framer,
         "parse": parse,
+        "sd": sd_target,
         "line_splitter": line_splitter,
         "cri": container(tail.CRIParser, tail.CRIParserPy),
         "docker": container(tail.DockerParser, tail.DockerParserPy),

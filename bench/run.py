@@ -19,7 +19,10 @@ peak RSS, and the agent's ratios to each peer. A run that does not deliver
 every line is marked incomplete rather than given a throughput.
 
     bash bench/install-peers.sh        # rsyslog, socat, syslog-ng beside it
-    python bench/run.py [--lines N] [--runs 3] [--only relay,latency]
+    python bench/run.py [--lines N] [--runs 3] [--only relay,latency] [--before DIR]
+
+``--before DIR`` adds the agent of another checkout (run read-only by its own
+DIR/.venv, bytecode not written) as "before", interleaved with this one.
 
 Public tools only: Python, socat, Debian's rsyslog and syslog-ng.
 """
@@ -175,8 +178,26 @@ class AgentRelay(Relay):
                         "SYSLOG_TLS_CERT_PEM": str(certs["server.pem"]),
                         "SYSLOG_TLS_KEY_PEM": str(certs["server.key"]),
                         "HTTP_SYSLOG": "true", "HTTP_EVENTS": "true"})
-        self.proc = subprocess.Popen(AGENT, env=env, cwd=str(ROOT))
+        self.proc = subprocess.Popen(self.command(), env=env, cwd=str(self.root))
         self.wait_listening()
+
+    root = ROOT
+
+    def command(self) -> list[str]:
+        return AGENT
+
+
+def before_relay(checkout: Path) -> type[Relay]:
+    """The agent of another checkout, for before/after figures in one run."""
+
+    class BeforeRelay(AgentRelay):
+        name = "before"
+        root = checkout
+
+        def command(self) -> list[str]:
+            return [str(checkout / ".venv" / "bin" / "python"), "-B", "-m", "logtrain", "run"]
+
+    return BeforeRelay
 
 
 class RsyslogRelay(Relay):
@@ -346,14 +367,17 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=10_000, help="lines/s of the latency scenario")
     ap.add_argument("--latency-seconds", type=float, default=5.0)
     ap.add_argument("--only", default="file,relay,latency,memory")
+    ap.add_argument("--before", type=Path, help="another checkout whose agent runs beside this one")
     args = ap.parse_args()
     only = set(args.only.split(","))
     relays = [AgentRelay]
+    if args.before:
+        relays.append(before_relay(args.before.resolve()))
     if os.path.exists(RSYSLOGD):
         relays.append(RsyslogRelay)
     if (SYSLOG_NG / "usr/sbin/syslog-ng").exists():
         relays.append(SyslogNgRelay)
-    if len(relays) < 3:
+    if len([r for r in relays if not issubclass(r, AgentRelay)]) < 2:
         print("a peer is missing: run bash bench/install-peers.sh", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="logtrain-bench-"))
     results: dict[tuple[str, str], list[dict]] = {}

@@ -1,6 +1,9 @@
 # cython: language_level=3
 """Batch serialization in C: packet JSON, NDJSON and Elasticsearch bulk bodies.
 
+Packet JSON is the original's six fields, then ``procid``, ``msgid`` and
+``structured_data`` only when not empty.
+
 Same output as the Python references in logtrain.serialize (the tests compare
 them on arbitrary strings). JSON string escaping is right for every code
 point: the short escapes, other control characters as \\u00XX, and lone
@@ -47,9 +50,19 @@ def json_string(str s):
 
 
 cdef str _packet(object p):
-    return (f'{{"severity":{<int>p.severity},"facility":{<int>p.facility},'
-            f'"hostname":{_escape(p.hostname)},"tag":{_escape(p.tag)},'
-            f'"time":{_escape(p.time)},"message":{_escape(p.message)}}}')
+    cdef str out = (f'{{"severity":{<int>p.severity},"facility":{<int>p.facility},'
+                    f'"hostname":{_escape(p.hostname)},"tag":{_escape(p.tag)},'
+                    f'"time":{_escape(p.time)},"message":{_escape(p.message)}')
+    cdef str procid = p.procid, msgid = p.msgid, sd = p.sd
+    # the optional fields only when the sender gave them: the original's six
+    # fields stay exactly as they were for its consumers
+    if procid:
+        out += ',"procid":' + _escape(procid)
+    if msgid:
+        out += ',"msgid":' + _escape(msgid)
+    if sd:
+        out += ',"structured_data":' + _escape(sd)
+    return out + "}"
 
 
 def packet_json(object p):

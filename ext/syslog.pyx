@@ -1,6 +1,6 @@
 # cython: language_level=3
-"""Syslog per-line work in C: RFC6587 framing, RFC5424/RFC3164 parsing,
-RFC5424 formatting of a whole batch.
+"""Syslog per-line work in C: RFC5424/RFC3164 parsing, RFC5424 formatting of
+a whole batch (RFC6587 framing is ext/framing.pyx).
 
 Each function gives exactly what its Python reference in logtrain.syslog
 gives (the tests compare the two on arbitrary input); the inputs call them
@@ -11,7 +11,7 @@ reference's own logic compiled.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
-from libc.string cimport memchr
+from libc.string cimport memchr, memcmp
 
 from _common cimport _digit, _rfc3339
 
@@ -20,189 +20,20 @@ import re
 # Bound by logtrain.syslog at import (it imports this module): the classes and
 # helpers the output is made of, without a circular import.
 cdef object Packet = None
-cdef object FrameErrors = None
 cdef object now_rfc3339 = None
 cdef object local_rfc3339 = None
 
 
-def _bind(packet, frame_errors, now, local):
-    global Packet, FrameErrors, now_rfc3339, local_rfc3339
+def _bind(packet, now, local):
+    global Packet, now_rfc3339, local_rfc3339
     Packet = packet
-    FrameErrors = frame_errors
     now_rfc3339 = now
     local_rfc3339 = local
 
 
-cdef enum:
-    MAX_DIGITS = 9
-
-# --------------------------------------------------------------------------- framing
-
-
-cdef Py_ssize_t _resync_at(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n) nogil:
-    """The first index at or after ``pos`` where a frame can plausibly start: a
-    newline, or ``[1-9][0-9]{0,8} <[0-9]{1,3}>`` not preceded by a digit.
-    -1 when there is none."""
-    cdef Py_ssize_t i = pos, j, k
-    cdef unsigned char c
-    while i < n:
-        c = p[i]
-        if c == 10:
-            return i
-        if 49 <= c <= 57 and (i == 0 or not _digit(p[i - 1])):
-            j = i
-            while j < n and _digit(p[j]):
-                j += 1
-            if j - i <= MAX_DIGITS and j + 1 < n and p[j] == 32 and p[j + 1] == 60:
-                k = j + 2
-                while k < n and k - (j + 2) < 4 and _digit(p[k]):
-                    k += 1
-                if 1 <= k - (j + 2) <= 3 and k < n and p[k] == 62:
-                    return i
-        i += 1
-    return -1
-
-
-cdef class Framer:
-    """Splits a byte stream into syslog frames, across arbitrary read
-    boundaries (see logtrain.syslog.FramerPy, the reference)."""
-
-    cdef public Py_ssize_t max_frame
-    cdef public long long hard_limit
-    cdef public bytes buf
-    cdef public long long skip
-    cdef public bint resync
-    cdef public int ctx
-    cdef public bint drop_line
-    cdef public object errors
-
-    def __init__(self, Py_ssize_t max_frame=65536, hard_limit=None):
-        self.max_frame = max_frame
-        self.hard_limit = hard_limit or max(16 * max_frame, 1 << 20)
-        self.buf = b""
-        self.skip = 0
-        self.resync = False
-        self.ctx = 0
-        self.drop_line = False
-        self.errors = FrameErrors()
-
-    def feed(self, bytes data):
-        cdef bytes buf = self.buf + data if self.buf else data
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
-        cdef Py_ssize_t pos = 0, lim, sp, start, nl, end, m, take
-        cdef long long length
-        cdef unsigned char c
-        cdef const unsigned char* hit
-        cdef Py_ssize_t max_frame = self.max_frame
-        cdef list frames = []
-        cdef bint all_digits
-        while pos < n:
-            if self.skip:
-                take = min(<long long>(n - pos), self.skip)
-                pos += take
-                self.skip -= take
-                continue
-            if self.drop_line:
-                hit = <const unsigned char*>memchr(p + pos, 10, n - pos)
-                if hit == NULL:
-                    pos = n
-                    break
-                pos = (hit - p) + 1
-                self.drop_line = False
-                continue
-            if self.resync:
-                start = pos + self.ctx
-                self.ctx = 0
-                m = _resync_at(p, start, n) if start < n else -1
-                if m < 0:
-                    # Keep a short tail (a count split across reads must still be
-                    # seen) and one byte before it for the look-behind.
-                    start = max(start, n - 15)
-                    if start > 0:
-                        pos = start - 1
-                        self.ctx = 1
-                    else:
-                        pos = 0
-                    break
-                pos = m + 1 if p[m] == 10 else m
-                self.resync = False
-                continue
-            c = p[pos]
-            if c == 10 or c == 13 or c == 32 or c == 0:
-                pos += 1
-                continue
-            if _digit(c):
-                lim = min(n, pos + MAX_DIGITS + 2)
-                hit = <const unsigned char*>memchr(p + pos, 32, lim - pos)
-                if hit == NULL:
-                    if n - pos > MAX_DIGITS + 1:
-                        self.errors.bad_length += 1
-                        self.resync = True
-                        pos += 1
-                        continue
-                    break  # the count is not complete yet
-                sp = hit - p
-                all_digits = True
-                length = 0
-                for m in range(pos, sp):
-                    if not _digit(p[m]):
-                        all_digits = False
-                        break
-                    length = length * 10 + (p[m] - 48)
-                if all_digits:
-                    start = sp + 1
-                    if length == 0 or length > self.hard_limit:
-                        self.errors.bad_length += 1
-                        self.resync = True
-                        pos = start
-                        continue
-                    if length > max_frame:
-                        self.errors.oversized += 1
-                        self.skip = length
-                        pos = start
-                        continue
-                    if n - start < length:
-                        break  # wait for the rest of the frame
-                    frames.append(PyBytes_FromStringAndSize(<const char*>p + start, length))
-                    pos = start + length
-                    continue
-                # digits then something else: not a count, so newline framing
-            hit = <const unsigned char*>memchr(p + pos, 10, n - pos)
-            if hit == NULL:
-                if n - pos > max_frame:
-                    # Too long already: drop the line up to its newline.
-                    self.errors.oversized += 1
-                    self.drop_line = True
-                    pos = n
-                break
-            nl = hit - p
-            if nl - pos > max_frame:
-                self.errors.oversized += 1
-            else:
-                end = nl - 1 if nl > pos and p[nl - 1] == 13 else nl
-                frames.append(PyBytes_FromStringAndSize(<const char*>p + pos, end - pos))
-            pos = nl + 1
-        if self.resync and not self.ctx and 0 < pos == n:
-            pos = n - 1  # the look-behind byte for the next read
-            self.ctx = 1
-        self.buf = buf[pos:] if pos < n else b""
-        return frames
-
-    def finish(self):
-        """At end of stream: a last newline-framed frame without its newline is
-        still a frame; a partial octet-counted frame is counted as truncated."""
-        buf, self.buf = self.buf, b""
-        if self.skip:
-            self.skip = 0
-            return []
-        if self.resync or self.drop_line or not buf.strip():
-            return []
-        if buf[:1].isdigit() and buf.split(b" ", 1)[0].isdigit():
-            self.errors.truncated += 1
-            return []
-        return [buf.rstrip(b"\r")]
-
+# logtrain.packet's MSG_ERRORS and WIRE_ERRORS (see there why)
+cdef const char* MSG_ERRORS = "surrogateescape"
+cdef str WIRE_ERRORS = "logtrain.wire"
 
 # --------------------------------------------------------------------------- parsing
 
@@ -215,7 +46,40 @@ cdef inline str _text(const unsigned char* p, Py_ssize_t n):
     return PyUnicode_DecodeUTF8(<const char*>p, n, "replace")
 
 
-cdef object _parse(bytes frame):
+cdef class _Seen:
+    """The HOSTNAME and APP-NAME of the previous frame of a batch: a batch
+    mostly comes from one sender, and sharing one str between its packets
+    saves a decode and about 60 bytes per field and packet."""
+    cdef bytes frame
+    cdef Py_ssize_t at[2]
+    cdef Py_ssize_t n[2]
+    cdef str host, app
+
+    def __cinit__(self):
+        self.frame = None
+        self.host = self.app = None
+
+
+cdef inline str _field_seen(_Seen seen, int k, bytes frame, const unsigned char* p,
+                            Py_ssize_t a, Py_ssize_t b):
+    cdef str t
+    cdef const char* q
+    if seen is not None and seen.frame is not None and seen.n[k] == b - a:
+        q = PyBytes_AS_STRING(seen.frame) + seen.at[k]
+        if memcmp(q, p + a, b - a) == 0:
+            return seen.host if k == 0 else seen.app
+    t = _field(p, a, b)
+    if seen is not None:
+        seen.at[k] = a
+        seen.n[k] = b - a
+        if k == 0:
+            seen.host = t
+        else:
+            seen.app = t
+    return t
+
+
+cdef object _parse(bytes frame, _Seen seen=None):
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(frame)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(frame)
     cdef Py_ssize_t end = -1, i
@@ -235,18 +99,38 @@ cdef object _parse(bytes frame):
     if pri > 191:
         raise ValueError("PRI out of range")
     if n - (end + 1) >= 2 and p[end + 1] == 49 and p[end + 2] == 32:
-        return _parse_5424(pri, p, end + 3, n)
+        # A leading zero in PRI is read, but such a frame is not copied as it is.
+        return _parse_5424(pri, frame, p, end + 3, n, p[1] != 48 or end == 2, seen)
     return _parse_3164(pri, frame[end + 1:])
 
 
-cdef object _parse_5424(int pri, const unsigned char* p, Py_ssize_t pos, Py_ssize_t n):
+cdef inline bint _printable(const unsigned char* p, Py_ssize_t a, Py_ssize_t b, Py_ssize_t limit):
+    """A header field RFC5424 allows: 1 to ``limit`` printable ASCII octets."""
+    cdef Py_ssize_t i
+    if b - a < 1 or b - a > limit:
+        return False
+    for i in range(a, b):
+        if p[i] < 33 or p[i] > 126:
+            return False
+    return True
+
+
+cdef inline str _field(const unsigned char* p, Py_ssize_t a, Py_ssize_t b):
+    """A header field's text, "" for the NILVALUE."""
+    if b - a == 1 and p[a] == 45:
+        return ""
+    return _text(p + a, b - a)
+
+
+cdef object _parse_5424(int pri, bytes frame, const unsigned char* p, Py_ssize_t pos,
+                        Py_ssize_t n, bint copyable, _Seen seen):
     cdef Py_ssize_t starts[6]
     cdef Py_ssize_t ends[5]
     cdef Py_ssize_t k, i, tail, tn, sd, msg
     cdef const unsigned char* hit
     cdef bint in_quotes
     cdef unsigned char c
-    cdef str t, host, app
+    cdef str t, sd_text, host, app
     starts[0] = pos
     for k in range(5):
         hit = <const unsigned char*>memchr(p + starts[k], 32, n - starts[k])
@@ -265,8 +149,9 @@ cdef object _parse_5424(int pri, const unsigned char* p, Py_ssize_t pos, Py_ssiz
         raise ValueError("RFC5424 HOSTNAME or APP-NAME too long")
     tail = starts[5]
     tn = n - tail
-    # STRUCTURED-DATA; a tail that does not start with a well-formed one is
-    # all message (Heroku's logplex frames leave the field out)
+    # STRUCTURED-DATA (logtrain.sd.sd_end); a tail that does not start with a
+    # well-formed one is all message (Heroku's logplex frames leave the field
+    # out), and such a frame is re-formatted with a NILVALUE SD
     sd = -1
     if tn >= 1 and p[tail] == 45:
         if tn == 1 or p[tail + 1] == 32:
@@ -294,21 +179,32 @@ cdef object _parse_5424(int pri, const unsigned char* p, Py_ssize_t pos, Py_ssiz
             i += 1
     if sd < 0:
         msg = tail
+        sd_text = ""
+        copyable = False
     else:
         msg = tail + sd + 1
         if msg > n:
             msg = n
+        if sd == 1 and p[tail] == 45:
+            sd_text = ""
+        else:
+            sd_text = PyUnicode_DecodeUTF8(<const char*>p + tail, sd, MSG_ERRORS)
     if n - msg >= 3 and p[msg] == 0xEF and p[msg + 1] == 0xBB and p[msg + 2] == 0xBF:
         msg += 3
-    if ends[1] - starts[1] == 1 and p[starts[1]] == 45:
-        host = ""
-    else:
-        host = _text(p + starts[1], ends[1] - starts[1])
-    if ends[2] - starts[2] == 1 and p[starts[2]] == 45:
-        app = ""
-    else:
-        app = _text(p + starts[2], ends[2] - starts[2])
-    return Packet(pri & 7, pri >> 3, host, app, t, _text(p + msg, n - msg))
+    if copyable:
+        copyable = (_printable(p, starts[1], ends[1], 255) and _printable(p, starts[2], ends[2], 48)
+                    and _printable(p, starts[3], ends[3], 128)
+                    and _printable(p, starts[4], ends[4], 32))
+    host = _field_seen(seen, 0, frame, p, starts[1], ends[1])
+    app = _field_seen(seen, 1, frame, p, starts[2], ends[2])
+    if seen is not None:
+        seen.frame = frame
+    if copyable:  # the message is decoded only if something reads it
+        return Packet(pri & 7, pri >> 3, host, app, t, None, _field(p, starts[3], ends[3]),
+                      _field(p, starts[4], ends[4]), sd_text, frame, msg)
+    return Packet(pri & 7, pri >> 3, host, app, t,
+                  PyUnicode_DecodeUTF8(<const char*>p + msg, n - msg, MSG_ERRORS),
+                  _field(p, starts[3], ends[3]), _field(p, starts[4], ends[4]), sd_text, None, 0)
 
 
 _MONTHS = {
@@ -317,7 +213,7 @@ _MONTHS = {
         [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"]
     )
 }
-_TAG = re.compile(rb"([^\s\[\]:]{1,48})(?:\[[^\]\s]*\])?:? ?")
+_TAG = re.compile(rb"([^\s\[\]:]{1,48})(?:\[([^\]\s]*)\])?:? ?")
 
 
 cdef object _parse_3164(int pri, bytes rest):
@@ -330,13 +226,14 @@ cdef object _parse_3164(int pri, bytes rest):
         if not token.endswith(b":") and b"[" not in token:
             host, rest = token, rest[sp + 1:]
     m = _TAG.match(rest)
+    pid = b""
     if m and (m.group(0).endswith(b": ") or m.group(0).endswith(b":") or b"[" in m.group(0)):
-        tag, msg = m.group(1), rest[m.end():]
+        tag, pid, msg = m.group(1), m.group(2) or b"", rest[m.end():]
     else:
         tag, msg = b"", rest
     return Packet(pri & 7, pri >> 3, host.decode("utf-8", "replace"),
                   tag.decode("utf-8", "replace"), t or now_rfc3339(),
-                  msg.decode("utf-8", "replace"))
+                  msg.decode("utf-8", MSG_ERRORS), pid.decode("utf-8", "replace"))
 
 
 cdef tuple _take_3164_time(bytes rest):
@@ -366,9 +263,10 @@ def parse_batch(list frames):
     cdef list packets = []
     cdef int bad = 0
     cdef str reason = ""
+    cdef _Seen seen = _Seen()
     for f in frames:
         try:
-            packets.append(_parse(f))
+            packets.append(_parse(f, seen))
         except ValueError as e:
             bad += 1
             reason = str(e)
@@ -414,29 +312,50 @@ cdef bytes _truncate_utf8(bytes b, Py_ssize_t limit):
     return b
 
 
-cdef bytes _line(object p, bint octet, Py_ssize_t max_len, bint newline):
+cdef bytes _line(object p, bint octet, Py_ssize_t max_len):
+    """One packet's RFC5424 message (logtrain.syslog._wire): its frame as it came
+    when it has one, else formatted."""
+    cdef object raw = p.raw
+    cdef bytes line
+    cdef const char* r
+    cdef Py_ssize_t n
+    if raw is not None:
+        line = <bytes>raw
+        r = PyBytes_AS_STRING(line)
+        n = PyBytes_GET_SIZE(line)
+        if n and (r[n - 1] == 10 or r[n - 1] == 13):
+            line = line.rstrip(b"\r\n")
+            n = PyBytes_GET_SIZE(line)
+            r = PyBytes_AS_STRING(line)
+        if not octet and memchr(r, 10, n) != NULL:
+            line = line.replace(b"\n", b" ")
+    else:
+        line = _format(p, octet)
+    if max_len and len(line) > max_len:
+        line = _truncate_utf8(line, max_len)
+    return line
+
+
+cdef bytes _format(object p, bint octet):
     cdef int fac = p.facility
     cdef int sev = p.severity
     cdef str msg = p.message
     cdef str t = p.time
-    cdef bytes line
+    cdef str sd = p.sd or "-"
     if fac < 0 or fac > 23:
         fac = 1
     if sev < 0 or sev > 7:
         sev = 5
     msg = msg.rstrip("\r\n")
-    if not octet and "\n" in msg:
-        msg = msg.replace("\n", " ")
-    if newline:  # the common case: the newline goes in with one encode
-        return (
-            f"<{fac * 8 + sev}>1 {t or '-'} {_clean(p.hostname, 255)} {_clean(p.tag, 48)} - - - {msg}\n"
-        ).encode("utf-8", "replace")
-    line = (
-        f"<{fac * 8 + sev}>1 {t or '-'} {_clean(p.hostname, 255)} {_clean(p.tag, 48)} - - - {msg}"
-    ).encode("utf-8", "replace")
-    if max_len and len(line) > max_len:
-        line = _truncate_utf8(line, max_len)
-    return line
+    if not octet:
+        if "\n" in msg:
+            msg = msg.replace("\n", " ")
+        if "\n" in sd:
+            sd = sd.replace("\n", " ")
+    return (
+        f"<{fac * 8 + sev}>1 {t or '-'} {_clean(p.hostname, 255)} {_clean(p.tag, 48)} "
+        f"{_clean(p.procid, 128)} {_clean(p.msgid, 32)} {sd} {msg}"
+    ).encode("utf-8", WIRE_ERRORS)
 
 
 def format_rfc5424(list packets, bint octet=False, Py_ssize_t max_len=0):
@@ -444,18 +363,16 @@ def format_rfc5424(list packets, bint octet=False, Py_ssize_t max_len=0):
     octet-counted with ``octet``); ``max_len`` caps each message's bytes."""
     cdef list out = []
     cdef bytes line
-    cdef bint newline = not octet and not max_len
     for p in packets:
-        line = _line(p, octet, max_len, newline)
+        line = _line(p, octet, max_len)
         if octet:
             out.append(b"%d %s" % (len(line), line))
-        elif newline:
-            out.append(line)
         else:
-            out.append(line + b"\n")
+            out.append(line)
+            out.append(b"\n")
     return b"".join(out)
 
 
 def format_datagrams(list packets, Py_ssize_t max_len):
     """One unframed RFC5424 message per datagram, each at most ``max_len`` bytes."""
-    return [_line(p, True, max_len, False) for p in packets]
+    return [_line(p, True, max_len) for p in packets]

@@ -5,7 +5,9 @@ The names the drains use are served by the compiled ``logtrain._serialize``
 (ext/serialize.pyx) when it is built; the ``_py`` versions here are the
 reference the tests compare it with. The standard library's json.dumps leaves
 a lone surrogate in its output, which then cannot be encoded as UTF-8; here it
-becomes a ``\\uDXXX`` escape, which every JSON parser accepts.
+becomes a ``\\uDXXX`` escape, which every JSON parser accepts. That is also how
+a message's bytes that are not UTF-8 (RFC5424 MSG-ANY) leave: byte 0xXX is the
+escape ``\\udcXX`` (see logtrain.packet.MSG_ERRORS).
 """
 
 from __future__ import annotations
@@ -29,9 +31,18 @@ def json_string_py(s: str) -> str:
 
 
 def _packet_py(p: Packet) -> str:
-    return (f'{{"severity":{int(p.severity)},"facility":{int(p.facility)},'
-            f'"hostname":{json_string_py(p.hostname)},"tag":{json_string_py(p.tag)},'
-            f'"time":{json_string_py(p.time)},"message":{json_string_py(p.message)}}}')
+    out = (f'{{"severity":{int(p.severity)},"facility":{int(p.facility)},'
+           f'"hostname":{json_string_py(p.hostname)},"tag":{json_string_py(p.tag)},'
+           f'"time":{json_string_py(p.time)},"message":{json_string_py(p.message)}')
+    # the optional fields only when the sender gave them: the original's six
+    # fields stay exactly as they were for its consumers
+    if p.procid:
+        out += ',"procid":' + json_string_py(p.procid)
+    if p.msgid:
+        out += ',"msgid":' + json_string_py(p.msgid)
+    if p.sd:
+        out += ',"structured_data":' + json_string_py(p.sd)
+    return out + "}"
 
 
 def packet_json_py(p: Packet) -> bytes:

@@ -12,157 +12,13 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from logtrain.packet import Packet, is_rfc3339, now_rfc3339
+from logtrain.framing import FrameErrors, FramerPy
+from logtrain.packet import MSG_ERRORS, WIRE_ERRORS, Packet, is_rfc3339, now_rfc3339
+from logtrain.sd import sd_end
 
-# --------------------------------------------------------------------------- framing
-
-
-class FrameErrors:
-    """Counts of frames a Framer threw away, by reason."""
-
-    __slots__ = ("oversized", "bad_length", "truncated")
-
-    def __init__(self) -> None:
-        self.oversized = 0
-        self.bad_length = 0
-        self.truncated = 0
-
-    def take(self) -> dict[str, int]:
-        """Returns the non-zero counts and resets them."""
-        out = {k: getattr(self, k) for k in self.__slots__ if getattr(self, k)}
-        self.oversized = self.bad_length = self.truncated = 0
-        return out
-
-
-# Where a stream can plausibly start a new frame after garbage: a newline, or an
-# octet count followed by a PRI.
-_RESYNC = re.compile(rb"\n|(?<![0-9])[1-9][0-9]{0,8} <[0-9]{1,3}>")
-_MAX_DIGITS = 9
-
-
-class FramerPy:
-    """Splits a byte stream into syslog frames, across arbitrary read boundaries.
-
-    The framing is detected per frame (RFC6587): a frame that starts with a digit
-    is octet-counted (``LEN SP MSG``), anything else runs to the next newline.
-    Frames longer than ``max_frame`` are discarded and counted; an octet count
-    that cannot be right (more than 9 digits or over ``hard_limit``) is counted
-    and the stream resynchronised at the next plausible frame start, so one bad
-    frame never costs the connection's other frames.
-    """
-
-    __slots__ = ("max_frame", "hard_limit", "buf", "skip", "resync", "ctx", "drop_line", "errors")
-
-    def __init__(self, max_frame: int = 65536, hard_limit: int | None = None) -> None:
-        self.max_frame = max_frame
-        self.hard_limit = hard_limit or max(16 * max_frame, 1 << 20)
-        self.buf = b""
-        self.skip = 0  # bytes still to discard of an oversized octet-counted frame
-        self.resync = False  # discarding up to the next plausible frame start
-        self.ctx = 0  # leading bytes of buf kept only as look-behind for the resync search
-        self.drop_line = False  # discarding an over-long line up to its newline
-        self.errors = FrameErrors()
-
-    def feed(self, data: bytes) -> list[bytes]:
-        buf = self.buf + data if self.buf else data
-        n = len(buf)
-        pos = 0
-        frames: list[bytes] = []
-        max_frame = self.max_frame
-        while pos < n:
-            if self.skip:
-                take = min(self.skip, n - pos)
-                pos += take
-                self.skip -= take
-                continue
-            if self.drop_line:
-                nl = buf.find(b"\n", pos)
-                if nl < 0:
-                    pos = n
-                    break
-                pos = nl + 1
-                self.drop_line = False
-                continue
-            if self.resync:
-                start = pos + self.ctx
-                self.ctx = 0
-                m = _RESYNC.search(buf, start) if start < n else None
-                if m is None:
-                    # Keep a short tail (a count split across reads must still be
-                    # seen) and one byte before it for the look-behind.
-                    start = max(start, n - 15)
-                    pos, self.ctx = (start - 1, 1) if start > 0 else (0, 0)
-                    break
-                pos = m.end() if m.group() == b"\n" else m.start()
-                self.resync = False
-                continue
-            c = buf[pos]
-            if c == 10 or c == 13 or c == 32 or c == 0:
-                pos += 1  # stray separators between frames
-                continue
-            if 48 <= c <= 57:
-                sp = buf.find(b" ", pos, pos + _MAX_DIGITS + 2)
-                if sp < 0:
-                    if n - pos > _MAX_DIGITS + 1:
-                        self.errors.bad_length += 1
-                        self.resync = True
-                        pos += 1
-                        continue
-                    break  # the count is not complete yet
-                digits = buf[pos:sp]
-                if digits.isdigit():
-                    length = int(digits)
-                    start = sp + 1
-                    if length == 0 or length > self.hard_limit:
-                        self.errors.bad_length += 1
-                        self.resync = True
-                        pos = start
-                        continue
-                    if length > max_frame:
-                        self.errors.oversized += 1
-                        self.skip = length
-                        pos = start
-                        continue
-                    if n - start < length:
-                        break  # wait for the rest of the frame
-                    frames.append(buf[start : start + length])
-                    pos = start + length
-                    continue
-                # digits then something else: not a count, so newline framing
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                if n - pos > max_frame:
-                    # Too long already: drop the line up to its newline, wherever
-                    # the reads happen to cut it.
-                    self.errors.oversized += 1
-                    self.drop_line = True
-                    pos = n
-                break
-            if nl - pos > max_frame:
-                self.errors.oversized += 1
-            else:
-                end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
-                frames.append(buf[pos:end])
-            pos = nl + 1
-        if self.resync and not self.ctx and 0 < pos == n:
-            pos, self.ctx = n - 1, 1  # the look-behind byte for the next read
-        self.buf = buf[pos:] if pos < n else b""
-        return frames
-
-    def finish(self) -> list[bytes]:
-        """At end of stream: a last newline-framed frame without its newline is
-        still a frame; a partial octet-counted frame is counted as truncated."""
-        buf, self.buf = self.buf, b""
-        if self.skip:
-            self.skip = 0
-            return []
-        if self.resync or self.drop_line or not buf.strip():
-            return []
-        if buf[:1].isdigit() and buf.split(b" ", 1)[0].isdigit():
-            self.errors.truncated += 1
-            return []
-        return [buf.rstrip(b"\r")]
-
+__all__ = ["FrameErrors", "FramerPy", "Framer", "parse", "parse_py", "parse_batch",
+           "parse_batch_py", "format_rfc5424", "format_rfc5424_py", "format_datagrams",
+           "format_datagrams_py"]
 
 # --------------------------------------------------------------------------- parsing
 
@@ -172,7 +28,7 @@ _MONTHS = {
         [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"]
     )
 }
-_TAG = re.compile(rb"([^\s\[\]:]{1,48})(?:\[[^\]\s]*\])?:? ?")
+_TAG = re.compile(rb"([^\s\[\]:]{1,48})(?:\[([^\]\s]*)\])?:? ?")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -189,21 +45,26 @@ def parse_py(frame: bytes) -> Packet:
     pri = int(pri_s)
     if pri > 191:
         raise ValueError("PRI out of range")
-    rest = frame[end + 1 :]
-    if rest[:2] == b"1 ":
-        return _parse_5424(pri, rest[2:])
-    return _parse_3164(pri, rest)
+    if frame[end + 1 : end + 3] == b"1 ":
+        # A leading zero in PRI is read, but such a frame is not copied as it is.
+        return _parse_5424(pri, frame, end + 3, pri_s[0] != 48 or end == 2)
+    return _parse_3164(pri, frame[end + 1 :])
 
 
 def _text(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
-def _parse_5424(pri: int, rest: bytes) -> Packet:
-    parts = rest.split(b" ", 5)
+def _printable(b: bytes, limit: int) -> bool:
+    """A header field RFC5424 allows: 1 to ``limit`` printable ASCII octets."""
+    return 0 < len(b) <= limit and all(33 <= c <= 126 for c in b)
+
+
+def _parse_5424(pri: int, frame: bytes, start: int, copyable: bool) -> Packet:
+    parts = frame[start:].split(b" ", 5)
     if len(parts) < 6:
         raise ValueError("RFC5424 header is incomplete")
-    ts, host, app, _procid, _msgid, tail = parts
+    ts, host, app, procid, msgid, tail = parts
     if ts == b"-":
         t = now_rfc3339()
     else:
@@ -212,52 +73,34 @@ def _parse_5424(pri: int, rest: bytes) -> Packet:
             raise ValueError("RFC5424 timestamp is not RFC3339")
     if len(host) > 255 or len(app) > 48:
         raise ValueError("RFC5424 HOSTNAME or APP-NAME too long")
-    sd_end = _sd_end(tail)
-    if sd_end < 0:
-        msg = tail  # no STRUCTURED-DATA at all, as Heroku's logplex frames are
+    tail_at = len(frame) - len(tail)
+    end = sd_end(tail)
+    if end < 0:
+        # no STRUCTURED-DATA at all, as Heroku's logplex frames are: the whole
+        # tail is the message, and the frame is re-formatted with a NILVALUE SD
+        msg_at = tail_at
+        sd = b""
+        copyable = False
     else:
-        msg = tail[sd_end + 1 :] if len(tail) > sd_end else b""
-    if msg.startswith(_BOM):
-        msg = msg[3:]
+        msg_at = min(tail_at + end + 1, len(frame))
+        sd = b"" if end == 1 and tail[0] == 45 else tail[:end]
+    if frame.startswith(_BOM, msg_at):
+        msg_at += 3
+    copyable = (copyable and _printable(host, 255) and _printable(app, 48)
+                and _printable(procid, 128) and _printable(msgid, 32))
     return Packet(
         pri & 7,
         pri >> 3,
         "" if host == b"-" else _text(host),
         "" if app == b"-" else _text(app),
         t,
-        _text(msg),
+        None if copyable else frame[msg_at:].decode("utf-8", MSG_ERRORS),
+        "" if procid == b"-" else _text(procid),
+        "" if msgid == b"-" else _text(msgid),
+        sd.decode("utf-8", MSG_ERRORS),
+        frame if copyable else None,
+        msg_at if copyable else 0,
     )
-
-
-def _sd_end(tail: bytes) -> int:
-    """Index just past STRUCTURED-DATA at the start of ``tail``, or -1 when the
-    tail does not start with a well-formed one. Senders that leave the field
-    out (Heroku's logplex: ``... web.3 - State changed``) or start the message
-    with something else are read leniently: the whole tail is the message."""
-    n = len(tail)
-    if tail[:1] == b"-":
-        return 1 if n == 1 or tail[1] == 32 else -1
-    if tail[:1] != b"[":
-        return -1
-    i = 0
-    in_quotes = False
-    while i < n:
-        c = tail[i]
-        if in_quotes:
-            if c == 92:  # backslash escapes the next octet inside a PARAM-VALUE
-                i += 2
-                continue
-            if c == 34:
-                in_quotes = False
-        elif c == 34:
-            in_quotes = True
-        elif c == 93:  # ']'
-            if i + 1 < n and tail[i + 1] == 91:  # another SD-ELEMENT follows
-                i += 1
-                continue
-            return i + 1 if i + 1 == n or tail[i + 1] == 32 else -1
-        i += 1
-    return -1
 
 
 def _parse_3164(pri: int, rest: bytes) -> Packet:
@@ -270,11 +113,13 @@ def _parse_3164(pri: int, rest: bytes) -> Packet:
         if not token.endswith(b":") and b"[" not in token:
             host, rest = token, rest[sp + 1 :]
     m = _TAG.match(rest)
+    pid = b""
     if m and (m.group(0).endswith(b": ") or m.group(0).endswith(b":") or b"[" in m.group(0)):
-        tag, msg = m.group(1), rest[m.end() :]
+        tag, pid, msg = m.group(1), m.group(2) or b"", rest[m.end() :]
     else:
         tag, msg = b"", rest
-    return Packet(pri & 7, pri >> 3, _text(host), _text(tag), t or now_rfc3339(), _text(msg))
+    return Packet(pri & 7, pri >> 3, _text(host), _text(tag), t or now_rfc3339(),
+                  msg.decode("utf-8", MSG_ERRORS), _text(pid))
 
 
 def _take_3164_time(rest: bytes) -> tuple[str | None, bytes]:
@@ -295,14 +140,26 @@ def _take_3164_time(rest: bytes) -> tuple[str | None, bytes]:
     return None, rest
 
 
-def _local_rfc3339(month: int, day: int, hh: int, mm: int, ss: int) -> str:
-    """RFC3164 stamps carry neither year nor zone: take the agent's, and last
-    year's for a stamp more than a day in the future (December lines read in January)."""
-    now = datetime.now()
-    d = datetime(now.year, month, day, hh, mm, ss)
-    if d - now > timedelta(days=1):
-        d = d.replace(year=now.year - 1)
-    return d.astimezone().isoformat()
+def _local_rfc3339(month: int, day: int, hh: int, mm: int, ss: int,
+                   now: datetime | None = None) -> str:
+    """An RFC3164 stamp has neither year nor zone: the zone is the agent's, and
+    the year the latest of next, this and last year that does not put the stamp
+    more than a day in the future (a sender's clock may run a little ahead).
+    So a Dec 31 line received on Jan 1 belongs to the old year, and a Jan 1
+    line received on Dec 31 to the new one. Raises ValueError for a date none
+    of the three years has (Feb 30, or Feb 29 outside a leap year)."""
+    now = now or datetime.now().astimezone()
+    for year in (now.year + 1, now.year, now.year - 1):
+        try:
+            d = datetime(year, month, day, hh, mm, ss).astimezone()
+        except ValueError:
+            continue
+        if d - now <= _AHEAD:
+            return d.isoformat()
+    raise ValueError("RFC3164 date does not exist")
+
+
+_AHEAD = timedelta(days=1)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -335,21 +192,37 @@ def _truncate_utf8(b: bytes, limit: int) -> bytes:
     return b
 
 
+def _wire(p: Packet, octet: bool) -> bytes:
+    """One packet's RFC5424 message: the frame it came in as when it has one
+    (trailing line ends cut, and newlines made spaces for newline framing, as
+    for any message), else formatted from its fields."""
+    raw = p.raw
+    if raw is not None:
+        line = raw.rstrip(b"\r\n")
+        if not octet and b"\n" in line:
+            line = line.replace(b"\n", b" ")
+        return line
+    fac = p.facility if 0 <= p.facility <= 23 else 1
+    sev = p.severity if 0 <= p.severity <= 7 else 5
+    msg = p.message.rstrip("\r\n")
+    if not octet and "\n" in msg:
+        msg = msg.replace("\n", " ")
+    sd = p.sd or "-"
+    if not octet and "\n" in sd:
+        sd = sd.replace("\n", " ")
+    return (
+        f"<{fac * 8 + sev}>1 {p.time or '-'} {_clean(p.hostname, 255)} "
+        f"{_clean(p.tag, 48)} {_clean(p.procid, 128)} {_clean(p.msgid, 32)} {sd} {msg}"
+    ).encode("utf-8", WIRE_ERRORS)
+
+
 def format_rfc5424_py(packets: list[Packet], octet: bool = False, max_len: int = 0) -> bytes:
     """Formats a batch into RFC5424 wire bytes, framed for a stream transport:
     newline-terminated (newlines inside a message become spaces) or, with
     ``octet``, RFC6587 octet-counted. ``max_len`` caps each message's bytes."""
     out = []
     for p in packets:
-        fac = p.facility if 0 <= p.facility <= 23 else 1
-        sev = p.severity if 0 <= p.severity <= 7 else 5
-        msg = p.message.rstrip("\r\n")
-        if not octet and "\n" in msg:
-            msg = msg.replace("\n", " ")
-        line = (
-            f"<{fac * 8 + sev}>1 {p.time or '-'} {_clean(p.hostname, 255)} "
-            f"{_clean(p.tag, 48)} - - - {msg}"
-        ).encode("utf-8", "replace")
+        line = _wire(p, octet)
         if max_len and len(line) > max_len:
             line = _truncate_utf8(line, max_len)
         if octet:
@@ -391,8 +264,8 @@ except ImportError:  # pragma: no cover - running from a source tree without a b
     format_rfc5424 = format_rfc5424_py
     format_datagrams = format_datagrams_py
 else:
-    _syslog._bind(Packet, FrameErrors, now_rfc3339, _local_rfc3339)
-    Framer = _syslog.Framer  # type: ignore[misc]
+    _syslog._bind(Packet, now_rfc3339, _local_rfc3339)
+    from logtrain._framing import Framer  # type: ignore[misc]
     parse = _syslog.parse
     parse_batch = _syslog.parse_batch
     format_rfc5424 = _syslog.format_rfc5424

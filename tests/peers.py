@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -248,9 +249,12 @@ RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 
 class Rsyslog:
     """rsyslogd in the foreground receiving on TCP, UDP and (with ``certs``) TLS,
-    writing ``HOSTNAME APP-NAME MSG`` per line to ``out``."""
+    writing ``HOSTNAME APP-NAME MSG`` per line to ``out``, or with ``forward_to``
+    relaying every message as RFC5424 over TCP to that port on 127.0.0.1, as
+    its documentation configures a relay."""
 
-    def __init__(self, workdir: Path, certs: dict[str, Path] | None = None) -> None:
+    def __init__(self, workdir: Path, certs: dict[str, Path] | None = None,
+                 forward_to: int | None = None) -> None:
         self.dir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.out = workdir / "received.log"
@@ -275,8 +279,11 @@ class Rsyslog:
             + tls_input +
             'template(name="fields" type="string" string="%HOSTNAME% %APP-NAME% %msg%\\n")\n'
             'ruleset(name="out") {\n'
-            f'  action(type="omfile" file="{self.out}" template="fields" flushOnTXEnd="on")\n'
-            '}\n'
+            + (f'  action(type="omfile" file="{self.out}" template="fields" flushOnTXEnd="on")\n'
+               if forward_to is None else
+               f'  action(type="omfwd" target="127.0.0.1" port="{forward_to}" protocol="tcp" '
+               'template="RSYSLOG_SyslogProtocol23Format")\n')
+            + '}\n'
         )
         self.proc: subprocess.Popen | None = None
 
@@ -315,6 +322,45 @@ class Rsyslog:
         except AssertionError:
             raise AssertionError(f"rsyslog received {len(self.lines())} of {n} lines") from None
         return self.lines()
+
+
+class LineSink:
+    """A TCP receiver keeping every newline-terminated line it gets, as bytes:
+    the same receiver for whatever relay is being compared."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.data: list[bytes] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        chunks = []
+        self.data.append(b"")
+        slot = len(self.data) - 1
+        with conn:
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+                self.data[slot] = b"".join(chunks)
+
+    def lines(self) -> list[bytes]:
+        return [x for d in list(self.data) for x in d.split(b"\n")[:-1]]
+
+    def wait_lines(self, n: int, timeout: float = 20) -> list[bytes]:
+        wait_for(lambda: len(self.lines()) >= n, timeout, 0.05, what=f"{n} lines at the sink")
+        return self.lines()
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def logger(*args: str, stdin: str | None = None) -> None:

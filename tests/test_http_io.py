@@ -112,7 +112,8 @@ def test_syslog_input_logplex(run_agent, tmp_path):
                                                "Logplex-Msg-Count": "5"})
     assert status == 200 and json.loads(resp)["accepted"] == 5
     wait_for(lambda: out.exists() and len(out.read_text().splitlines()) == 5, 5, what="5 lines")
-    assert out.read_text().splitlines()[4] == "<190>1 2026-11-24T00:00:00+00:00 host app - - - logplex line 4"
+    # PROCID web.1 is what the sender wrote, and leaves as it came
+    assert out.read_text().splitlines()[4] == "<190>1 2026-11-24T00:00:00+00:00 host app web.1 - - logplex line 4"
 
 
 def test_http_json_drain_keepalive(run_agent):
