@@ -70,7 +70,10 @@ SETTINGS: list[Setting] = [
     S("MAX_FRAME_SIZE", "size", 65536, "largest syslog frame accepted, bytes"),
     S("IDLE_TIMEOUT", "float", 300.0, "seconds before a silent input connection is closed"),
     S("MAX_CONNECTIONS", "int", 1024, "most concurrent connections per stream input"),
-    S("HTTP_MAX_BODY", "size", 10 << 20, "largest HTTP input request body, bytes"),
+    S("HTTP_MAX_BODY", "size", 4 << 20,
+      "largest HTTP input request body, bytes (chunk framing counted). Bodies are streamed, so "
+      "this bounds what a sender may have to send again after a 503 (half the default drain "
+      "buffer), not memory"),
     S("UDP_RECEIVE_BUFFER", "size", 4 << 20, "SO_RCVBUF of the UDP input, bytes"),
     S("DRAIN_BUFFER_SIZE", "size", 8 << 20, "memory buffer per drain, bytes; beyond it lines are dropped and counted"),
     S("DRAIN_MAX_CONNECTIONS", "int", 4, "most connections per drain (the pool grows under pressure)"),
@@ -84,6 +87,14 @@ SETTINGS: list[Setting] = [
     S("DATASOURCE_BACKOFF_MAX", "float", 30.0, "longest wait between reconnections to a datasource, seconds"),
     S("SHUTDOWN_TIMEOUT", "float", 10.0, "seconds to flush drains on SIGTERM"),
     S("STATS_INTERVAL", "float", 60.0, "seconds between progress lines in the agent's log (0: never)"),
+    # Hostile HTTP clients (the HTTP server's limits).
+    S("HTTP_HEADER_TIMEOUT", "float", 5.0,
+      "seconds a client has to send a request head (from connecting, or from its first byte "
+      "on a kept-alive connection)"),
+    S("HTTP_MAX_HEADER_SIZE", "size", 32 << 10, "largest request head (request line and headers), bytes"),
+    S("HTTP_BUFFER_BUDGET", "size", 8 << 20,
+      "bytes all HTTP connections together may hold in request heads and bodies being read; "
+      "beyond it requests get 503 (each connection's first 4 KiB of head are not counted)"),
 ]
 BY_NAME = {s.name: s for s in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -226,7 +237,8 @@ def validate(cfg: Config) -> None:
         if s.kind in ("int", "size", "float") and not s.name.endswith("_PORT") and v < 0:
             raise ConfigError(f"{s.name}: must not be negative, got {v}")
     for name in ("MAX_FRAME_SIZE", "MAX_CONNECTIONS", "DRAIN_MAX_CONNECTIONS", "DRAIN_BUFFER_SIZE",
-                 "HTTP_MAX_BODY", "UDP_MAX_PAYLOAD", "ROUTES_RELOAD_INTERVAL"):
+                 "HTTP_MAX_BODY", "UDP_MAX_PAYLOAD", "ROUTES_RELOAD_INTERVAL", "HTTP_HEADER_TIMEOUT",
+                 "HTTP_MAX_HEADER_SIZE", "HTTP_BUFFER_BUDGET"):
         if not cfg._values[name]:
             raise ConfigError(f"{name}: must be greater than zero")
     if cfg.log_level.lower() not in LOG_LEVELS:
