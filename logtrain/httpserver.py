@@ -21,8 +21,9 @@ pipelining, Content-Length and chunked bodies, ``Expect: 100-continue``
   bodies being read (each connection's first few KiB are free, so /health is
   always served); a request that would go past it is refused with 503;
 * MAX_CONNECTIONS: at the limit the oldest idle keep-alive connection, or else
-  the oldest one still sending its head, is closed to make room; when none is,
-  the new connection is refused with 503.
+  the oldest one still sending its head, is closed to make room; when none is
+  (every slot is in a request), a few more connections may each make one
+  bodiless GET (/health, /metrics), and the rest get 503.
 
 Every refusal is counted (``logtrain_http_rejected_total{reason}`` for
 requests, ``logtrain_input_connections_rejected_total{input="http",reason}``
@@ -53,6 +54,8 @@ READ = 32 << 10  # bytes per read: one piece of a body
 FREE = 4 << 10  # bytes of a request head each connection holds outside the budget
 DRAIN_SMALL = 64 << 10  # an unread body up to this size is read and discarded to keep the connection
 LINGER = 2.0
+CHUNK_WINDOW = 8 << 10  # wire bytes of a chunked body decoded per read
+RESERVE = 8  # connections over MAX_CONNECTIONS kept for bodiless GETs (/health, /metrics)
 
 
 class _Cut(Exception):
@@ -65,7 +68,7 @@ class _Cut(Exception):
 
 
 class _Conn:
-    __slots__ = ("sock", "peer", "buf", "pos", "state", "since", "charge", "evicted")
+    __slots__ = ("sock", "peer", "buf", "pos", "state", "since", "charge", "evicted", "reserve")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
@@ -76,6 +79,7 @@ class _Conn:
         self.since = time.monotonic()
         self.charge = 0  # bytes counted against the shared budget
         self.evicted = False
+        self.reserve = False  # over MAX_CONNECTIONS: one bodiless GET, then closed
 
     def compact(self) -> None:
         if self.pos == len(self.buf):
@@ -125,7 +129,9 @@ class Body:
         chunks = self.chunks
         while True:
             if conn.pos < len(conn.buf):
-                data, pos = chunks.read(conn.buf, conn.pos, len(conn.buf))
+                # a window at a time: one-byte chunks cost a loop turn each,
+                # and the caller yields between reads
+                data, pos = chunks.read(conn.buf, conn.pos, min(len(conn.buf), conn.pos + CHUNK_WINDOW))
                 self.wire += pos - conn.pos
                 conn.pos = pos
                 if self.wire > self.limit:
@@ -176,6 +182,7 @@ class HTTPServer:
         self.streaming: set[str] = set()  # paths or prefixes whose handler reads a Body
         self.server: StreamServer | None = None
         self.conns: dict[_Conn, None] = {}  # open connections, oldest first
+        self.reserved = 0  # connections taken over MAX_CONNECTIONS (see RESERVE)
         self.budget = cfg.http_buffer_budget
         self.used = 0  # bytes counted against the budget by all connections
         self.max_head = cfg.http_max_header_size
@@ -286,16 +293,25 @@ class HTTPServer:
 
     def _handle(self, sock: socket.socket, addr: Any) -> None:
         peer = addr[0] if addr else ""
+        reserve = False
         if len(self.conns) >= self.rt.config.max_connections and not self._evict():
-            self._count_conn("max_connections", peer)
-            try:
-                sock.sendall(BUSY)
-            except OSError:
-                pass
-            sock.close()
-            return
+            # every slot is busy with a request: a few more connections are
+            # taken for probes, the rest refused
+            reserve = self.reserved < RESERVE
+            if not reserve:
+                self._count_conn("max_connections", peer)
+                try:
+                    sock.sendall(BUSY)
+                except OSError:
+                    pass
+                sock.close()
+                return
         conn = _Conn(sock, peer)
-        self.conns[conn] = None
+        conn.reserve = reserve
+        if reserve:
+            self.reserved += 1
+        else:
+            self.conns[conn] = None
         try:
             self._serve(conn)
         except HTTPError as e:
@@ -310,6 +326,8 @@ class HTTPServer:
         except OSError:  # resets, timeouts in a body: the client is gone
             pass
         finally:
+            if reserve:
+                self.reserved -= 1
             self.conns.pop(conn, None)
             self._hold(conn, 0)
             sock.close()
@@ -349,6 +367,10 @@ class HTTPServer:
             req = self._read_head(conn, first)
             if req is None:
                 return
+            if conn.reserve:
+                if req.method != "GET" or req.chunked or req.length:
+                    raise _Cut("max_connections", BUSY)
+                req.keep_alive = False
             if not self._respond(conn, req):
                 if not conn.evicted:
                     self._linger(conn)

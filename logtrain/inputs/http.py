@@ -95,7 +95,7 @@ class _HTTPInput(Input):
                                          [("Retry-After", "1")])
                 for drain in congested:
                     drain.wait_space(BACKPRESSURE_WAIT)
-                gevent.sleep(0)  # a client that always has data must not starve the others
+            gevent.sleep(0)  # a client that always has data must not starve the others
             if not data:
                 break
         self.finish(progress)
