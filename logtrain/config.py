@@ -92,7 +92,7 @@ SETTINGS: list[Setting] = [
       "seconds a client has to send a request head (from connecting, or from its first byte "
       "on a kept-alive connection)"),
     S("HTTP_MAX_HEADER_SIZE", "size", 32 << 10, "largest request head (request line and headers), bytes"),
-    S("HTTP_BUFFER_BUDGET", "size", 8 << 20,
+    S("HTTP_BUFFER_BUDGET", "size", 4 << 20,
       "bytes all HTTP connections together may hold in request heads and bodies being read; "
       "beyond it requests get 503 (each connection's first 4 KiB of head are not counted)"),
 ]

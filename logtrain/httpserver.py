@@ -51,6 +51,7 @@ Handler = Callable[[dict, Any], Response]
 Guard = Callable[[dict], Response | None]
 
 READ = 32 << 10  # bytes per read: one piece of a body
+HEAD_READ = 8 << 10  # bytes per read of a request head
 FREE = 4 << 10  # bytes of a request head each connection holds outside the budget
 DRAIN_SMALL = 64 << 10  # an unread body up to this size is read and discarded to keep the connection
 LINGER = 2.0
@@ -90,8 +91,8 @@ class _Conn:
 
 
 class Body:
-    """A request body as a handler reads it: ``read()`` returns the next piece
-    (at most READ bytes; b"" at the end), sending ``100 Continue`` first if the
+    """A request body as a handler reads it: ``read(size)`` returns the next
+    piece (at most ``size`` bytes; b"" at the end), sending ``100 Continue`` first if the
     client waits for it. Raises HTTPError past the route's limit (the wire bytes
     of chunk framing count) or for a malformed or truncated body."""
 
@@ -106,7 +107,7 @@ class Body:
         self.expect = req.expect_continue
         self.done = not req.chunked and not req.length
 
-    def read(self) -> bytes:
+    def read(self, size: int = READ) -> bytes:
         if self.done:
             return b""
         conn = self.conn
@@ -116,11 +117,11 @@ class Body:
         if self.chunks is None:
             have = len(conn.buf) - conn.pos
             if have:
-                n = min(have, self.left, READ)
+                n = min(have, self.left, size)
                 data = bytes(conn.buf[conn.pos:conn.pos + n])
                 conn.pos += n
             else:
-                data = conn.sock.recv(min(READ, self.left))
+                data = conn.sock.recv(min(size, self.left))
                 if not data:
                     raise HTTPError("400 Bad Request", "truncated", "body shorter than its Content-Length")
             self.left -= len(data)
@@ -131,7 +132,7 @@ class Body:
             if conn.pos < len(conn.buf):
                 # a window at a time: one-byte chunks cost a loop turn each,
                 # and the caller yields between reads
-                data, pos = chunks.read(conn.buf, conn.pos, min(len(conn.buf), conn.pos + CHUNK_WINDOW))
+                data, pos = chunks.read(conn.buf, conn.pos, min(len(conn.buf), conn.pos + min(size, CHUNK_WINDOW)))
                 self.wire += pos - conn.pos
                 conn.pos = pos
                 if self.wire > self.limit:
@@ -141,7 +142,7 @@ class Body:
                     self.done = chunks.done
                     return data
             conn.compact()
-            more = conn.sock.recv(READ)
+            more = conn.sock.recv(size)
             if not more:
                 raise HTTPError("400 Bad Request", "truncated", "chunked body ended early")
             conn.buf += more
@@ -186,6 +187,7 @@ class HTTPServer:
         self.budget = cfg.http_buffer_budget
         self.used = 0  # bytes counted against the budget by all connections
         self.max_head = cfg.http_max_header_size
+        self.scratch = bytearray(READ)  # where lingering connections discard what they read
         self.add("/health", ("GET",), lambda env, body: ("200 OK", [], b"ok\n"))
         rt.metrics.gauge("logtrain_input_connections", lambda: len(self.conns), input="http")
         rt.metrics.gauge("logtrain_http_buffer_bytes", lambda: self.used)
@@ -353,10 +355,10 @@ class HTTPServer:
             discarded = 0
             while discarded < (64 << 20) and not conn.evicted:
                 sock.settimeout(max(0.01, deadline - time.monotonic()))
-                data = sock.recv(READ)
-                if not data or time.monotonic() > deadline:
+                n = sock.recv_into(self.scratch)  # one buffer for every lingering connection
+                if not n or time.monotonic() > deadline:
                     break
-                discarded += len(data)
+                discarded += n
                 gevent.sleep(0)  # recv does not yield while data is waiting
         except OSError:
             pass
@@ -410,9 +412,13 @@ class HTTPServer:
             room = max(0, FREE - have) + max(0, self.budget - self.used)
             if room <= 0:
                 raise _Cut("buffer_budget", OVER_BUDGET)
+            # what this recv may bring is counted before it blocks: the
+            # others waiting meanwhile must not be granted the same room
+            want = max(1, min(HEAD_READ, room, self.max_head + 1 - have))
+            self._hold(conn, max(0, have + want - FREE))
             sock.settimeout(max(0.001, until - time.monotonic()))
             try:
-                data = sock.recv(max(1, min(READ, room, self.max_head + 1 - have)))
+                data = sock.recv(want)
             except TimeoutError:
                 if have:
                     raise _Cut("header_timeout", TIMEOUT) from None
@@ -424,6 +430,7 @@ class HTTPServer:
                     raise HTTPError("400 Bad Request", "truncated", "connection closed in the request head")
                 return None
             conn.buf += data
+            del data  # not held while this greenlet waits for the next read
             self._hold(conn, max(0, len(conn.buf) - conn.pos - FREE))
 
     def _respond(self, conn: _Conn, req: Request) -> bool:
