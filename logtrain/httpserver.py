@@ -43,19 +43,18 @@ import gevent
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-from logtrain.http11 import ChunkedReader, HeadReader, HTTPError, Request
+from logtrain.http11 import HeadReader, HTTPError, Request
+from logtrain.httpconn import READ, Body, Conn
 from logtrain.runtime import Runtime
 
 Response = tuple[str, list[tuple[str, str]], bytes]
 Handler = Callable[[dict, Any], Response]
 Guard = Callable[[dict], Response | None]
 
-READ = 32 << 10  # bytes per read: one piece of a body
 HEAD_READ = 8 << 10  # bytes per read of a request head
 FREE = 4 << 10  # bytes of a request head each connection holds outside the budget
 DRAIN_SMALL = 64 << 10  # an unread body up to this size is read and discarded to keep the connection
 LINGER = 2.0
-CHUNK_WINDOW = 8 << 10  # wire bytes of a chunked body decoded per read
 RESERVE = 8  # connections over MAX_CONNECTIONS kept for bodiless GETs (/health, /metrics)
 
 
@@ -66,92 +65,6 @@ class _Cut(Exception):
         super().__init__(reason)
         self.reason = reason
         self.answer = answer
-
-
-class _Conn:
-    __slots__ = ("sock", "peer", "buf", "pos", "state", "since", "charge", "evicted", "reserve")
-
-    def __init__(self, sock: socket.socket, peer: str) -> None:
-        self.sock = sock
-        self.peer = peer
-        self.buf = bytearray()
-        self.pos = 0
-        self.state = "head"  # head, idle (between requests), busy, linger
-        self.since = time.monotonic()
-        self.charge = 0  # bytes counted against the shared budget
-        self.evicted = False
-        self.reserve = False  # over MAX_CONNECTIONS: one bodiless GET, then closed
-
-    def compact(self) -> None:
-        if self.pos == len(self.buf):
-            self.buf = bytearray()  # gives a grown buffer's memory back
-        elif self.pos:
-            del self.buf[:self.pos]
-        self.pos = 0
-
-
-class Body:
-    """A request body as a handler reads it: ``read(size)`` returns the next
-    piece (at most ``size`` bytes; b"" at the end), sending ``100 Continue`` first if the
-    client waits for it. Raises HTTPError past the route's limit (the wire bytes
-    of chunk framing count) or for a malformed or truncated body."""
-
-    __slots__ = ("conn", "left", "chunks", "limit", "wire", "expect", "done")
-
-    def __init__(self, conn: _Conn, req: Request, limit: int, max_trailer: int) -> None:
-        self.conn = conn
-        self.left = req.length
-        self.chunks = ChunkedReader(max_trailer) if req.chunked else None
-        self.limit = limit
-        self.wire = 0
-        self.expect = req.expect_continue
-        self.done = not req.chunked and not req.length
-
-    def read(self, size: int = READ) -> bytes:
-        if self.done:
-            return b""
-        conn = self.conn
-        if self.expect:
-            conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self.expect = False
-        if self.chunks is None:
-            have = len(conn.buf) - conn.pos
-            if have:
-                n = min(have, self.left, size)
-                data = bytes(conn.buf[conn.pos:conn.pos + n])
-                conn.pos += n
-            else:
-                data = conn.sock.recv(min(size, self.left))
-                if not data:
-                    raise HTTPError("400 Bad Request", "truncated", "body shorter than its Content-Length")
-            self.left -= len(data)
-            self.done = not self.left
-            return data
-        chunks = self.chunks
-        while True:
-            if conn.pos < len(conn.buf):
-                # a window at a time: one-byte chunks cost a loop turn each,
-                # and the caller yields between reads
-                data, pos = chunks.read(conn.buf, conn.pos, min(len(conn.buf), conn.pos + min(size, CHUNK_WINDOW)))
-                self.wire += pos - conn.pos
-                conn.pos = pos
-                if self.wire > self.limit:
-                    raise HTTPError("413 Content Too Large", "body_too_large",
-                                    f"body over the limit ({self.limit} bytes, chunk framing included)")
-                if data or chunks.done:
-                    self.done = chunks.done
-                    return data
-            conn.compact()
-            more = conn.sock.recv(size)
-            if not more:
-                raise HTTPError("400 Bad Request", "truncated", "chunked body ended early")
-            conn.buf += more
-
-    def read_all(self) -> bytes:
-        parts = []
-        while not self.done:
-            parts.append(self.read())
-        return b"".join(parts)
 
 
 def json_response(status: str, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -182,7 +95,7 @@ class HTTPServer:
         self.guards: dict[str, Guard] = {}  # path or prefix -> check before the body is read
         self.streaming: set[str] = set()  # paths or prefixes whose handler reads a Body
         self.server: StreamServer | None = None
-        self.conns: dict[_Conn, None] = {}  # open connections, oldest first
+        self.conns: dict[Conn, None] = {}  # open connections, oldest first
         self.reserved = 0  # connections taken over MAX_CONNECTIONS (see RESERVE)
         self.budget = cfg.http_buffer_budget
         self.used = 0  # bytes counted against the budget by all connections
@@ -260,7 +173,7 @@ class HTTPServer:
     def _evict(self) -> bool:
         """Closes the oldest idle keep-alive connection, else the oldest one
         still in its request head, to make room for a new client."""
-        best: _Conn | None = None
+        best: Conn | None = None
         for c in self.conns:  # oldest first
             if c.state in ("idle", "linger"):
                 best = c
@@ -280,12 +193,12 @@ class HTTPServer:
 
     # ----------------------------------------------------------------- budget
 
-    def _hold(self, conn: _Conn, n: int) -> None:
+    def _hold(self, conn: Conn, n: int) -> None:
         """Sets what ``conn`` counts against the budget."""
         self.used += n - conn.charge
         conn.charge = n
 
-    def _reserve(self, conn: _Conn, n: int) -> bool:
+    def _reserve(self, conn: Conn, n: int) -> bool:
         if self.used - conn.charge + n > self.budget:
             return False
         self._hold(conn, n)
@@ -308,7 +221,7 @@ class HTTPServer:
                     pass
                 sock.close()
                 return
-        conn = _Conn(sock, peer)
+        conn = Conn(sock, peer)
         conn.reserve = reserve
         if reserve:
             self.reserved += 1
@@ -334,14 +247,14 @@ class HTTPServer:
             self._hold(conn, 0)
             sock.close()
 
-    def _close_with(self, conn: _Conn, answer: bytes) -> None:
+    def _close_with(self, conn: Conn, answer: bytes) -> None:
         try:
             conn.sock.sendall(answer)
             self._linger(conn)
         except OSError:
             pass
 
-    def _linger(self, conn: _Conn) -> None:
+    def _linger(self, conn: Conn) -> None:
         """Closes gently: a client still sending a body we refused would get a
         reset (and lose our answer) if we closed with its data unread, so stop
         writing, then read and discard for a little while."""
@@ -363,7 +276,7 @@ class HTTPServer:
         except OSError:
             pass
 
-    def _serve(self, conn: _Conn) -> None:
+    def _serve(self, conn: Conn) -> None:
         first = True
         while True:
             req = self._read_head(conn, first)
@@ -380,7 +293,7 @@ class HTTPServer:
             first = False
             gevent.sleep(0)  # a client pipelining without pause must not starve the others
 
-    def _read_head(self, conn: _Conn, first: bool) -> Request | None:
+    def _read_head(self, conn: Conn, first: bool) -> Request | None:
         """The next request head; None when the client closed or idled out between requests."""
         cfg = self.rt.config
         conn.compact()
@@ -433,7 +346,7 @@ class HTTPServer:
             del data  # not held while this greenlet waits for the next read
             self._hold(conn, max(0, len(conn.buf) - conn.pos - FREE))
 
-    def _respond(self, conn: _Conn, req: Request) -> bool:
+    def _respond(self, conn: Conn, req: Request) -> bool:
         """Serves one request; False when the connection should close."""
         path, _, query = req.target.partition("?")
         env: dict[str, Any] = {"REQUEST_METHOD": req.method, "PATH_INFO": unquote(path, "latin-1"),
@@ -480,7 +393,7 @@ class HTTPServer:
         head.append("Connection: " + ("keep-alive" if keep else "close"))
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 
-    def _dispatch(self, conn: _Conn, env: dict, req: Request, body: Body) -> Response:
+    def _dispatch(self, conn: Conn, env: dict, req: Request, body: Body) -> Response:
         route = self._find(env.get("PATH_INFO", ""))
         if route is None:
             return json_response("404 Not Found", {"error": "no such path"})

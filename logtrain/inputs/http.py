@@ -23,7 +23,8 @@ import re
 import gevent
 
 from logtrain.drain import Ack, Drain
-from logtrain.httpserver import Body, Response, json_response
+from logtrain.httpconn import Body
+from logtrain.httpserver import Response, json_response
 from logtrain.inputs.base import Input
 from logtrain.packet import Packet, packet_from_json
 from logtrain.syslog import Framer
