@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from typing import Any
 
 import gevent
 
@@ -35,14 +36,18 @@ SLICE = 2000  # packets routed at a time
 
 
 class _Progress:
-    """What one body produced so far, for its answer."""
+    """One body's decoder and what it produced so far, for its answer (bodies
+    are read concurrently: nothing of a request lives on the input)."""
 
-    __slots__ = ("accepted", "rejected", "errors")
+    __slots__ = ("decoder", "accepted", "rejected", "errors", "frames", "reasons")
 
-    def __init__(self) -> None:
+    def __init__(self, decoder: Any) -> None:
+        self.decoder = decoder
         self.accepted = 0
         self.rejected = 0
         self.errors: list[str] = []
+        self.frames = 0
+        self.reasons: dict[str, int] = {}  # frames rejected, by reason
 
     def error(self, message: str) -> None:
         if len(self.errors) < MAX_REPORTED_ERRORS:
@@ -80,7 +85,7 @@ class _HTTPInput(Input):
         return congested
 
     def handle(self, env: dict, body: Body) -> Response:
-        progress = _Progress()
+        progress = _Progress(self.decoder())
         while True:
             data = body.read(self.piece)
             # A body can hold more than a drain's whole buffer: routed in one
@@ -105,6 +110,9 @@ class _HTTPInput(Input):
             return json_response("400 Bad Request", progress.summary())
         return json_response("200 OK", progress.summary())
 
+    def decoder(self) -> Any:
+        raise NotImplementedError
+
     def pieces(self, progress: _Progress, data: bytes):  # noqa: ANN201 - a generator of route() results
         """Decodes ``data`` (b"" at the end of the body) and routes it, yielding
         the result of each slice routed."""
@@ -118,38 +126,36 @@ class HTTPSyslogInput(_HTTPInput):
     name = "http_syslog"
     path_setting = "HTTP_SYSLOG_PATH"
 
-    def handle(self, env: dict, body: Body) -> Response:
-        self.framer = Framer(self.rt.config.max_frame_size)
-        self.frame_errors: dict[str, int] = {}
-        self.frames = 0
-        return super().handle(env, body)
+    def decoder(self) -> Framer:
+        return Framer(self.rt.config.max_frame_size)
 
     def pieces(self, progress: _Progress, data: bytes):  # noqa: ANN201
-        framer = self.framer
+        framer = progress.decoder
         frames = framer.feed(data) if data else framer.finish()
+        reasons = progress.reasons
         for reason, n in framer.errors.take().items():
             self.reject(reason, n)
-            self.frame_errors[reason] = self.frame_errors.get(reason, 0) + n
+            reasons[reason] = reasons.get(reason, 0) + n
             progress.rejected += n
-        self.frames += len(frames)
+        progress.frames += len(frames)
         for start in range(0, len(frames), SLICE):
             batch = frames[start:start + SLICE]
             packets = self.parse_frames(batch)
             bad = len(batch) - len(packets)
             if bad:
                 progress.rejected += bad
-                self.frame_errors["malformed"] = self.frame_errors.get("malformed", 0) + bad
+                reasons["malformed"] = reasons.get("malformed", 0) + bad
             result = self.route(progress, packets)
             del packets
             yield result
 
     def finish(self, progress: _Progress) -> None:
-        malformed = self.frame_errors.pop("malformed", 0)
-        for reason, n in self.frame_errors.items():
+        malformed = progress.reasons.pop("malformed", 0)
+        for reason, n in progress.reasons.items():
             progress.error(f"{n} frame(s) {reason}")
         if malformed:
             progress.error(f"{malformed} malformed frame(s)")
-        if not self.frames and not self.frame_errors:
+        if not progress.frames and not progress.reasons:
             progress.error("empty body")
 
 
@@ -158,12 +164,11 @@ class HTTPEventsInput(_HTTPInput):
     path_setting = "HTTP_EVENTS_PATH"
     piece = 8 << 10  # JSON costs more per byte than syslog frames: smaller pieces keep /health quick
 
-    def handle(self, env: dict, body: Body) -> Response:
-        self.decoder = EventsDecoder(self.rt.config.max_frame_size)
-        return super().handle(env, body)
+    def decoder(self) -> EventsDecoder:
+        return EventsDecoder(self.rt.config.max_frame_size)
 
     def pieces(self, progress: _Progress, data: bytes):  # noqa: ANN201
-        items, errors = self.decoder.feed(data, final=not data)
+        items, errors = progress.decoder.feed(data, final=not data)
         for start in range(0, len(items), SLICE):
             packets = []
             for where, obj in items[start:start + SLICE]:
