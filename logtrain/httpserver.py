@@ -227,19 +227,24 @@ class HTTPServer:
             self.reserved += 1
         else:
             self.conns[conn] = None
+        answer = b""
         try:
-            self._serve(conn)
-        except HTTPError as e:
-            if not conn.evicted:
-                self._count_request(e.reason, str(e), peer)
-                self._close_with(conn, _answer(e.status, str(e)))
-        except _Cut as e:
-            if not conn.evicted:
-                self._count_conn(e.reason, peer)
-                if e.answer:
-                    self._close_with(conn, e.answer)
-        except OSError:  # resets, timeouts in a body: the client is gone
-            pass
+            try:
+                self._serve(conn)
+            except HTTPError as e:
+                if not conn.evicted:
+                    self._count_request(e.reason, str(e), peer)
+                    answer = _answer(e.status, str(e))
+            except _Cut as e:
+                if not conn.evicted:
+                    self._count_conn(e.reason, peer)
+                    answer = e.answer
+            except OSError:  # resets, timeouts in a body: the client is gone
+                pass
+            # answered outside the handlers: the traceback's frames hold the
+            # request's buffers, which must not live through the linger
+            if answer:
+                self._close_with(conn, answer)
         finally:
             if reserve:
                 self.reserved -= 1
