@@ -268,7 +268,7 @@ def test_http_events_hostile(agent):
         got, _, text = agent.post("/events", body)
         assert got == status, (body, text)
         assert reason in text, (body, text)
-    # 11 MiB is over HTTP_MAX_BODY (10 MiB): refused before it is read
+    # 11 MiB is over HTTP_MAX_BODY (4 MiB by default): refused before it is read
     got, _, text = agent.post("/events", b"x" * (11 << 20))
     assert got == 413
     # one good line among bad ones is delivered
