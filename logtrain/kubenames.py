@@ -109,9 +109,13 @@ def _meta(obj: dict) -> dict:
         if ref.get("controller") is True:
             ctrl = (str(ref.get("kind", "")), str(ref.get("name", "")))
             break
+    # only what the naming reads: a Deployment's annotations often hold
+    # kilobytes of kubectl's last-applied-configuration
+    labels = {k: v for k, v in (m.get("labels") or {}).items() if k.startswith("akkeris.io")}
+    notes = m.get("annotations") or {}
+    notes = {k: notes[k] for k in (HOSTNAME_ANNOTATION, TAG_ANNOTATION) if k in notes}
     return {"name": m.get("name", ""), "namespace": m.get("namespace", ""),
-            "labels": m.get("labels") or {}, "annotations": m.get("annotations") or {},
-            "controller": ctrl}
+            "labels": labels, "annotations": notes, "controller": ctrl}
 
 
 class _Unrecognized(Exception):

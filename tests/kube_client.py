@@ -49,6 +49,12 @@ def main() -> None:
             out = {"first": first,
                    "names": {f"{ns}/{pod}": namer.names(pod, ns, "c") for pod, ns in pods},
                    "requests": namer.client.requests if namer.client else 0}
+        elif op == "until":  # ask again and again until the names are these
+            want = tuple(cmd["want"]) if cmd["want"] is not None else None
+            end = time.monotonic() + cmd.get("timeout", 20)
+            while namer.names(cmd["pod"], cmd["ns"], "c") != want and time.monotonic() < end:
+                gevent.sleep(0.05)
+            out = {"names": namer.names(cmd["pod"], cmd["ns"], "c")}
         elif op == "get":
             try:
                 out = {"obj": namer.client.get(cmd["path"])}

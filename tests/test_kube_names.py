@@ -335,10 +335,29 @@ def test_a_thousand_pods_cost_a_thousand_and_a_few_requests(tmp_path, certs, api
     assert counts["/apis/apps/v1/namespaces/prod/deployments/app2"] == 1
 
 
+def test_names_follow_annotation_changes_after_the_ttl(tmp_path, certs, api):
+    objects = deployment("web")
+    api.set_objects(objects)
+    c = in_cluster(tmp_path, certs, api.port, KUBERNETES_NAMES_TTL="1")
+    try:
+        first = c.resolve([("web-7d4b9c-x2x9z", "prod"), ("web-7d4b9c-abcde", "prod")])
+        objects[0]["metadata"]["annotations"] = {"logtrain.akkeris.io/hostname": "renamed"}
+        api.set_objects(objects)
+        later = [c.cmd(op="until", pod=p, ns="prod", want=["renamed", "web"], timeout=10)
+                 for p in ("web-7d4b9c-x2x9z", "web-7d4b9c-abcde")]
+    finally:
+        c.close()
+    assert first["names"]["prod/web-7d4b9c-x2x9z"] == ["web.prod", "web-7d4b9c-x2x9z"]
+    assert later == [{"names": ["renamed", "web"]}] * 2
+    counts = api.counts()
+    # pods are looked up once; only their owners again after the TTL
+    assert counts["/api/v1/namespaces/prod/pods/web-7d4b9c-x2x9z"] == 1
+    assert 2 <= counts["/apis/apps/v1/namespaces/prod/deployments/web"] <= 4
+
+
 def test_api_down_at_start_then_back(tmp_path, certs):
     port = free_port()
     a = Api(tmp_path / "api", certs, port)
-    a.set_objects(deployment("frontend", "shop"))
     a.set_objects([obj("Deployment", "store", "shop"),
                    obj("ReplicaSet", "rs-1", "shop", ("Deployment", "store")),
                    obj("Pod", "web-7d4b9c-x2x9z", "shop", ("ReplicaSet", "rs-1"))])
