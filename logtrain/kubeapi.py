@@ -1,4 +1,4 @@
-"""A thin client of the Kubernetes API: GET of JSON objects over urllib3.
+"""A thin client of the Kubernetes API: GET and watch of JSON objects over urllib3.
 
 Shared by the container-log naming (logtrain.kubenames) and the Kubernetes
 datasource. The official ``kubernetes`` package costs about 19 MB resident
@@ -19,7 +19,9 @@ import base64
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -223,6 +225,65 @@ class KubeClient:
         if not isinstance(obj, dict):
             raise KubeError(f"GET {url}: the answer is not a JSON object", r.status)
         return obj
+
+    def watch(self, path: str, resource_version: str = "",
+              timeout_seconds: int = 300) -> Iterator[tuple[str, dict]]:
+        """(type, object) events of a watch on the collection at ``path``
+        (ADDED, MODIFIED, DELETED, BOOKMARK), until the server ends the watch
+        after about ``timeout_seconds``. An ERROR event raises KubeError with
+        its code (410: the resource version is too old; list again)."""
+        import urllib3
+
+        query = {"watch": "true", "timeoutSeconds": str(timeout_seconds),
+                 "allowWatchBookmarks": "true"}
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        url = self.config.server + path + ("&" if "?" in path else "?") + urlencode(query)
+        headers = {"Accept": "application/json", "User-Agent": "logtrain"}
+        token = self._bearer()
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        self.requests += 1
+        try:
+            # the read timeout bounds the silence between events, not the watch
+            r = self._pool.request("GET", url, headers=headers, preload_content=False,
+                                   timeout=urllib3.Timeout(connect=self.timeout,
+                                                           read=timeout_seconds + self.timeout))
+        except urllib3.exceptions.HTTPError as e:
+            raise KubeError(self._scrub(f"WATCH {url}: {_reason(e)}"), 0) from None
+        done = False
+        try:
+            if r.status != 200:
+                raise KubeError(self._scrub(f"WATCH {url}: HTTP {r.status} "
+                                            f"{_status_message(r.read())}"), r.status)
+            buf = b""
+            while True:
+                try:
+                    chunk = r.read1(65536) if hasattr(r, "read1") else r.read(65536)
+                except urllib3.exceptions.HTTPError as e:
+                    raise KubeError(self._scrub(f"WATCH {url}: {_reason(e)}"), 0) from None
+                if not chunk:
+                    done = True
+                    return
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    try:
+                        ev = json.loads(line)
+                        kind, obj = ev["type"], ev["object"]
+                    except (ValueError, KeyError, TypeError):
+                        raise KubeError(f"WATCH {url}: an event is not JSON", 200) from None
+                    if kind == "ERROR":
+                        raise KubeError(self._scrub(f"WATCH {url}: {obj.get('message', '')}"),
+                                        int(obj.get("code") or 500))
+                    yield kind, obj
+        finally:
+            if done:
+                r.release_conn()
+            else:  # a watch left early still has bytes coming: not reusable
+                r.close()
 
     def _scrub(self, text: str) -> str:
         # belt and braces: a server (or proxy) that echoes the request

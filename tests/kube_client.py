@@ -60,6 +60,20 @@ def main() -> None:
                 out = {"obj": namer.client.get(cmd["path"])}
             except kubeapi.KubeError as e:
                 out = {"error": str(e), "status": e.status}
+        elif op == "watch":  # the events, then whether a GET still works on the pool
+            events, error = [], None
+            try:
+                for kind, obj in namer.client.watch(cmd["path"], cmd.get("rv", ""), 5):
+                    events.append([kind, obj["metadata"]["name"]])
+                    if len(events) == cmd.get("stop_after", -1):
+                        break
+            except kubeapi.KubeError as e:
+                error = {"error": str(e), "status": e.status}
+            try:
+                after = namer.client.get(cmd["then"])["metadata"]["name"]
+            except kubeapi.KubeError as e:
+                after = str(e)
+            out = {"events": events, "error": error, "after": after}
         elif op == "metrics":
             out = {"metrics": rt.metrics.render()}
         else:

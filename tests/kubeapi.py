@@ -5,7 +5,8 @@ name, answered with the API's JSON (objects and Status errors).
 Run as ``python tests/kubeapi.py STATE_DIR [PORT] [--tls CERT KEY]``; it
 prints ``port N`` once listening. STATE_DIR holds ``objects.json`` (a list of
 API objects, re-read when it changes) and ``token`` (the bearer token it
-accepts, re-read on every request, so a test can rotate it). GET /_counts
+accepts, re-read on every request, so a test can rotate it). A GET with
+watch=true streams the events listed in ``events.json``. GET /_counts
 (no token needed) answers how many requests each path received.
 """
 
@@ -77,8 +78,24 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _watch(self, query: str) -> None:
+        # events.json: the events every watch streams, one JSON line each;
+        # resourceVersion=too-old gets the 410 ERROR event a server sends
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()  # HTTP/1.0 without a length: the body ends at close
+        if "resourceVersion=too-old" in query:
+            events = [{"type": "ERROR", "object": _status(410, "Expired", "too old resource "
+                                                          "version: 1 (2)")}]
+        else:
+            with open(os.path.join(self.state.dir, "events.json")) as f:
+                events = json.load(f)
+        for ev in events:
+            self.wfile.write(json.dumps(ev).encode() + b"\n")
+            self.wfile.flush()
+
     def do_GET(self) -> None:  # noqa: N802 - the http.server convention
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         if path == "/_counts":
             with self.state.lock:
                 self._send(200, dict(self.state.counts))
@@ -87,6 +104,9 @@ class Handler(BaseHTTPRequestHandler):
             self.state.counts[path] = self.state.counts.get(path, 0) + 1
         if self.headers.get("Authorization") != "Bearer " + self.state.token():
             self._send(401, _status(401, "Unauthorized", "Unauthorized"))
+            return
+        if "watch=true" in query:
+            self._watch(query)
             return
         parts = path.strip("/").split("/")
         # [api, v1 | apis, group, v1], namespaces, NS, RESOURCE, NAME

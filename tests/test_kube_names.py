@@ -448,3 +448,27 @@ def test_no_api_configured_names_from_file_names(tmp_path):
         err = c.close()
     assert out["names"] == ["web.prod", "web-7d4b9c-x2x9z"]
     assert "no Kubernetes API" in err and "KUBERNETES_SERVICE_HOST" in err
+
+
+def test_watch_streams_events_and_keeps_the_pool_usable(tmp_path, certs, api):
+    api.set_objects(deployment("web"))
+    events = [{"type": t, "object": obj("Deployment", n)}
+              for t, n in (("ADDED", "a"), ("MODIFIED", "a"), ("BOOKMARK", "b"),
+                           ("DELETED", "a"))]
+    (api.dir / "events.json").write_text(json.dumps(events))
+    c = in_cluster(tmp_path, certs, api.port)
+    then = "/apis/apps/v1/namespaces/prod/deployments/web"
+    try:
+        full = c.cmd(op="watch", path="/apis/apps/v1/deployments", then=then)
+        early = c.cmd(op="watch", path="/apis/apps/v1/deployments", then=then, stop_after=1)
+        gone = c.cmd(op="watch", path="/apis/apps/v1/deployments", rv="too-old", then=then)
+        api.set_token("another")
+        refused = c.cmd(op="watch", path="/apis/apps/v1/deployments", then=then)
+    finally:
+        err = c.close()
+    assert full == {"events": [["ADDED", "a"], ["MODIFIED", "a"], ["BOOKMARK", "b"],
+                               ["DELETED", "a"]], "error": None, "after": "web"}
+    assert early == {"events": [["ADDED", "a"]], "error": None, "after": "web"}
+    assert gone["events"] == [] and gone["error"]["status"] == 410 and gone["after"] == "web"
+    assert refused["error"]["status"] == 401 and "HTTP 401" in refused["after"]
+    assert TOKEN not in json.dumps(refused) and TOKEN not in err
