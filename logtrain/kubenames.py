@@ -142,7 +142,7 @@ class Namer:
         self._owners: dict[tuple[str, str, str], tuple[float, dict]] = {}
         self._pending: set[tuple[str, str]] = set()
         self._queue: Queue = Queue()
-        self._worker: gevent.Greenlet | None = None
+        self._worker: Any = None  # a greenlet, or the supervisor's Task
 
     # --- what the tailer calls
 
@@ -170,14 +170,18 @@ class Namer:
         if self.client is None or self._worker is not None:
             return
         if spawn is not None:
-            self._worker = spawn("kubernetes-names", self._run).greenlet
+            self._worker = spawn("kubernetes-names", self._run)  # a supervised Task
         else:
             self._worker = gevent.spawn(self._run)
 
     def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+        w, self._worker = self._worker, None
+        if isinstance(w, gevent.Greenlet):
+            w.kill()
+        elif w is not None:  # a Task: mark it stopped so the supervisor lets it be
+            w.state = "stopped"
+            if w.greenlet is not None:
+                w.greenlet.kill()
 
     # --- the background side
 
@@ -201,6 +205,10 @@ class Namer:
                 gevent.sleep(delay)
                 delay = min(self.backoff_max, delay * 2)
                 continue
+            except Exception as e:  # noqa: BLE001 - an odd object must not stop the others
+                self._note("cannot name a pod from its API objects; using its file name",
+                           namespace=key[0], pod=key[1], error=f"{type(e).__name__}: {e}")
+                self._store(key, fallback_names(key[1], key[0], self.akkeris), None)
             delay = 0.1
             self._pending.discard(key)
 

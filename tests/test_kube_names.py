@@ -193,12 +193,14 @@ def test_controller_chains_in_cluster_over_tls(tmp_path, certs, api):
         obj("Pod", "roll-5f6d7-abcde", "ops", ("Rollout", "roll")),
         obj("ReplicaSet", "orphan-6c5b4", "ops", ("Deployment", "deleted")),
         obj("Pod", "orphan-6c5b4-zzzzz", "ops", ("ReplicaSet", "orphan-6c5b4")),
+        obj("Pod", "odd-7d4b9c-x2x9z", "ops", labels=["not", "a", "map"]),
     ])
     c = in_cluster(tmp_path, certs, api.port)
     try:
         pods = [("web-7d4b9c-x2x9z", "prod"), ("agent-q7k2p", "kube-system"), ("db-0", "data"),
                 ("nightly-28833-zz9k1", "ops"), ("migrate-p4k8s", "ops"), ("standalone", "ops"),
-                ("roll-5f6d7-abcde", "ops"), ("orphan-6c5b4-zzzzz", "ops"), ("gone-1-2", "ops")]
+                ("roll-5f6d7-abcde", "ops"), ("orphan-6c5b4-zzzzz", "ops"), ("gone-1-2", "ops"),
+                ("odd-7d4b9c-x2x9z", "ops")]
         out = c.resolve(pods)
     finally:
         err = c.close()
@@ -216,11 +218,13 @@ def test_controller_chains_in_cluster_over_tls(tmp_path, certs, api):
         "ops/roll-5f6d7-abcde": ["roll.ops", "roll-5f6d7-abcde"],
         "ops/orphan-6c5b4-zzzzz": ["orphan.ops", "orphan-6c5b4-zzzzz"],
         "ops/gone-1-2": ["gone.ops", "gone-1-2"],
+        "ops/odd-7d4b9c-x2x9z": ["odd.ops", "odd-7d4b9c-x2x9z"],  # malformed: no crash
     }
     counts = api.counts()
     assert counts["/apis/batch/v1/namespaces/ops/cronjobs/nightly"] == 1
     assert counts["/apis/apps/v1/namespaces/prod/deployments/web"] == 1
     assert "unrecognized owner kind" in err and "Rollout" in err
+    assert "cannot name a pod from its API objects" in err and "task crashed" not in err
 
 
 def test_distinct_names_through_the_chain(tmp_path, certs, api):
