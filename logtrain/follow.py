@@ -49,6 +49,12 @@ def fingerprint(head: bytes) -> str:
     return hashlib.blake2b(head[:FINGERPRINT_BYTES], digest_size=12).hexdigest()
 
 
+def _renamed(parser: Any, hostname: str, tag: str) -> Any:
+    parser.hostname = hostname
+    parser.tag = tag
+    return parser
+
+
 class FileFollower:
     def __init__(self, path: str, make_parser: Callable[[bytes], Any], max_line: int,
                  compressed: bool = False) -> None:
@@ -57,6 +63,7 @@ class FileFollower:
         # files are looked for beside it
         self.real = os.path.realpath(path)
         self.name = path  # the path it was discovered by (set by the tailer)
+        self.names = ("", "")  # the hostname and tag its lines get (set by the tailer)
         self.opened_at = time.time()
         self.compressed = compressed
         if compressed:
@@ -98,6 +105,15 @@ class FileFollower:
             return os.fstat(self.fd).st_size
         except OSError:
             return self.pos
+
+    def rename(self, hostname: str, tag: str) -> None:
+        """Later lines get these names (the parser stamps them on packets)."""
+        self.names = (hostname, tag)
+        make = self.make_parser
+        if isinstance(self.parser, _NoParser):
+            self.make_parser = lambda first: _renamed(make(first), hostname, tag)
+        else:
+            _renamed(self.parser, hostname, tag)
 
     def seek(self, offset: int) -> None:
         """Starts reading at ``offset`` (a committed offset, or the end)."""

@@ -164,6 +164,13 @@ SETTINGS: list[Setting] = [
     S("AKKERIS", "bool", False, "Akkeris naming of Kubernetes workloads", "kubernetes"),
     S("EXCLUDE_NAMESPACES", "str", "", "comma-separated namespaces not to tail", "kubernetes"),
     S("ONLY_AKKERIS", "bool", False, "tail only Akkeris-managed workloads", "kubernetes"),
+    S("KUBE_CONFIG", "str", "",
+      "kubeconfig file for the Kubernetes API (unset: the pod's service account)", "kubernetes",
+      path=True),
+    S("KUBERNETES_API_TIMEOUT", "float", 10.0, "seconds to connect to and read from the "
+      "Kubernetes API", "kubernetes", low=0.01),
+    S("KUBERNETES_NAMES_TTL", "float", 300.0, "seconds a pod's hostname and tag (and its owners) "
+      "are kept before they are looked up again", "kubernetes", low=1),
     # --- persistent logs
     S("PERSISTENT", "bool", False, "the persistent:// drain and its read endpoint", "persistent",
       needs=("PERSISTENT_DATABASE_URL",)),

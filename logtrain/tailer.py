@@ -65,13 +65,17 @@ def _gz_fingerprint(path: str) -> str:
 
 class Tailer:
     def __init__(self, rt: Runtime, router: Router, name: str, discover: Callable[[], list[str]],
-                 describe: Describe, directories: list[str]) -> None:
+                 describe: Describe, directories: list[str],
+                 names: Callable[[str], tuple[str, str] | None] | None = None) -> None:
         self.rt = rt
         self.router = router
         self.name = name
         self.discover = discover
         self.describe = describe
         self.directories = directories
+        # a file's (hostname, tag) now, when they can change (the Kubernetes
+        # API answered after the first lines were named from the file name)
+        self.names = names
         cfg = rt.config
         self.checkpoints = Checkpoints(os.path.join(cfg.state_dir, f"{name}.checkpoints.json"))
         self.followers: dict[tuple[int, int], FileFollower] = {}
@@ -190,6 +194,7 @@ class Tailer:
                 offset = 0
         f.seek(min(offset, f.size()) if not compressed else offset)
         f.name = name or path
+        f.names = (hostname, tag)
         self.followers[f.key] = f
         self.hosts[f.key] = hostname
         self.rt.metrics.gauge("logtrain_file_lag_bytes",
@@ -234,6 +239,8 @@ class Tailer:
         for path, f in list(self.by_path.items()):
             if path not in paths or not os.path.exists(path):
                 self._rotation(f, "gone")
+        if self.names is not None:
+            self._rename()
         self.scans += 1
         if self.scans % 10 == 0:  # finished rotated files that are gone now
             for key, entry in list(self.checkpoints.entries.items()):
@@ -241,6 +248,14 @@ class Tailer:
                     dev, ino = (int(x) for x in key.split(":"))
                     if not self._exists(entry.get("path", ""), dev, ino):
                         self.checkpoints.forget(key)
+
+    def _rename(self) -> None:
+        for key, f in self.followers.items():
+            now = self.names(f.name)
+            if now is None or now == f.names:
+                continue
+            f.rename(*now)
+            self.hosts[key] = now[0]
 
     def _rotation(self, f: FileFollower, how: str) -> None:
         if self.by_path.get(f.path) is f:

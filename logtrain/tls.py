@@ -11,6 +11,7 @@ import base64
 import binascii
 import sys
 import tempfile
+from typing import Any
 
 if "gevent.monkey" in sys.modules:
     from gevent import monkey
@@ -84,3 +85,13 @@ def server_context(cfg) -> ssl.SSLContext:
             raise ValueError(f"SYSLOG_TLS_CA_PEM: not a usable CA certificate ({e})") from None
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+def urllib3_module() -> Any:
+    """urllib3, loaded only after this module has patched ssl for gevent (an
+    ssl imported before the patch makes every TLS connection fail with
+    "_wrap_socket() argument 'sock' must be _socket.socket"). Through
+    importlib: an import sorter would move a plain ``import urllib3`` first."""
+    import importlib
+
+    return importlib.import_module("urllib3")

@@ -180,3 +180,43 @@ def test_copytruncate_and_new_files_and_names(tmp_path):
         assert "ignored" not in out.read_text()
     finally:
         a.stop()
+
+
+def test_names_from_the_api_after_it_comes_back(tmp_path):
+    """The agent tails with file-name names while the Kubernetes API is down,
+    keeps tailing, and later lines get the Deployment's names once it answers
+    (the real agent, a kubeconfig, the test API server over TLS)."""
+    from peers import free_port, make_certs
+    from test_kube_names import TOKEN, Api, kubeconfig, obj
+
+    certs = make_certs(tmp_path / "certs")
+    port = free_port()
+    api = Api(tmp_path / "api", certs, port)
+    api.set_objects([obj("Deployment", "store", "shop"),
+                     obj("ReplicaSet", "web-7d4b9c", "shop", ("Deployment", "store")),
+                     obj("Pod", "web-7d4b9c-x2x9z", "shop", ("ReplicaSet", "web-7d4b9c"))])
+    cfg = kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{port}", certs["ca.pem"], TOKEN)
+    root = tmp_path / "logs"
+    pod = Pod(root, "web-7d4b9c-x2x9z", namespace="shop")
+    a, out = k8s_agent(tmp_path, KUBE_CONFIG=str(cfg), DATASOURCE_BACKOFF_MAX="0.5")
+    a.start()
+    try:
+        pod.write(10, 100)
+        pod.wait()
+        wait_for(lambda: sum(received(out).values()) >= 10, 10, what="lines while the API is down")
+        assert " web.shop web-7d4b9c-x2x9z " in out.read_text()
+        api.start()
+        deadline = time.monotonic() + 20
+        i = 10
+        while " store.shop " not in out.read_text() and time.monotonic() < deadline:
+            pod.write(1, 100, start=i)
+            pod.wait()
+            i += 1
+            time.sleep(0.3)
+        assert " store.shop web-7d4b9c-x2x9z " in out.read_text()
+        missing, dups = expect(received(out), i)
+        assert missing == [] and dups == 0
+        assert TOKEN not in a.log()
+    finally:
+        api.stop()
+        a.stop()

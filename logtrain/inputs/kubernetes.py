@@ -6,40 +6,21 @@ other names are skipped with one debug line each. The format is detected per
 file from its first byte: ``{`` is Docker's json-file, anything else CRI
 (containerd, CRI-O). Each line becomes a packet with its own timestamp,
 severity 6 (info) for stdout and 3 (err) for stderr, facility 1 (user), and
-the hostname and tag of its pod (see ``pod_names``); the routes of every
-datasource apply to them. Reading, rotation, checkpoints and backpressure are
+the hostname and tag of its pod (logtrain/kubenames.py: from the Kubernetes
+API, the file name meanwhile); the routes of every datasource apply to them. Reading, rotation, checkpoints and backpressure are
 the tailer's (logtrain/tailer.py).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
 from logtrain.inputs.base import Input
+from logtrain.kubenames import Namer, from_runtime, parse_log_name
 from logtrain.tail import CRIParser, DockerParser
 from logtrain.tailer import Tailer
-
-LOG_NAME = re.compile(r"(?P<pod>[^_/]+)_(?P<namespace>[^_/]+)_(?P<container>[^/]+)-"
-                      r"(?P<id>[0-9a-f]{64})\.log")
-# the generated suffixes of a pod's name: ReplicaSet hash and pod id, or the pod id alone
-_POD_SUFFIX = re.compile(r"(?:-[0-9a-f]{6,10})?-[0-9a-z]{5}$")
-
-
-def parse_log_name(name: str) -> tuple[str, str, str] | None:
-    """(pod, namespace, container) of a container log's file name, or None."""
-    m = LOG_NAME.fullmatch(name)
-    return (m["pod"], m["namespace"], m["container"]) if m else None
-
-
-def pod_names(pod: str, namespace: str) -> tuple[str, str]:
-    """Hostname and tag of a pod's lines from its name alone: ``name.namespace``
-    of the workload the pod's generated suffixes point to, and the pod's name.
-    (Names from the Kubernetes API, where they differ, take their place.)"""
-    base = _POD_SUFFIX.sub("", pod) or pod
-    return f"{base}.{namespace}", pod
 
 
 class KubernetesInput(Input):
@@ -49,9 +30,9 @@ class KubernetesInput(Input):
         super().__init__(*args)
         cfg = self.rt.config
         self.dir = cfg.kubernetes_log_path
-        self.excluded = {n.strip() for n in cfg.exclude_namespaces.split(",") if n.strip()}
         self.skipped: set[str] = set()
         self.tailer: Tailer | None = None
+        self.namer: Namer | None = None
 
     def describe(self) -> str:
         return f"{self.name} logs in {self.dir}"
@@ -59,13 +40,17 @@ class KubernetesInput(Input):
     def start(self) -> None:
         if not os.path.isdir(self.dir):
             raise ValueError(f"KUBERNETES_LOG_PATH: {self.dir} is not a directory")
+        self.namer = from_runtime(self.rt)
+        self.namer.start(self.rt.tasks.spawn)
         self.tailer = Tailer(self.rt, self.router, self.name, self._discover, self._describe,
-                             [self.dir])
+                             [self.dir], names=self._names)
         self.tailer.start()
 
     def stop(self) -> None:
         if self.tailer is not None:
             self.tailer.stop()
+        if self.namer is not None:
+            self.namer.stop()
 
     def close(self) -> None:
         if self.tailer is not None:
@@ -87,17 +72,22 @@ class KubernetesInput(Input):
                     self.skipped.add(n)
                     self.rt.log.debug("skipping a file that is not a container log", file=n)
                 continue
-            if parsed[1] in self.excluded:
-                continue
             out.append(os.path.join(self.dir, n))
         return out
 
-    def _describe(self, path: str) -> tuple[str, str, Callable[[bytes], Any]] | None:
+    def _names(self, path: str) -> tuple[str, str] | None:
+        """The hostname and tag of a file's lines now (None: not to be tailed:
+        EXCLUDE_NAMESPACES, ONLY_AKKERIS)."""
         parsed = parse_log_name(os.path.basename(path))
-        if parsed is None:
+        if parsed is None or self.namer is None:
             return None
-        pod, namespace, _ = parsed
-        hostname, tag = pod_names(pod, namespace)
+        return self.namer.names(*parsed)
+
+    def _describe(self, path: str) -> tuple[str, str, Callable[[bytes], Any]] | None:
+        names = self._names(path)
+        if names is None:
+            return None
+        hostname, tag = names
 
         def make_parser(first: bytes) -> Any:
             return (DockerParser if first == b"{" else CRIParser)(hostname, tag)

@@ -25,13 +25,9 @@ _RETRYABLE_4XX = (408, 429)
 
 
 def _urllib3():
-    """urllib3, loaded after logtrain.tls has patched ssl for gevent. Through
-    importlib: an import sorter would put a plain ``import urllib3`` first."""
-    import importlib
+    from logtrain.tls import urllib3_module
 
-    import logtrain.tls  # noqa: F401
-
-    return importlib.import_module("urllib3")
+    return urllib3_module()
 
 
 def _guarded(base: type, output: _HTTPOutput) -> type:
