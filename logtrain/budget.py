@@ -1,12 +1,18 @@
-"""The one budget for unfinished input that every connection shares.
+"""The one budget for unfinished input that every connection of every
+input shares (INPUT_PARTIAL_BUDGET).
 
 A connection holds bytes it cannot hand on yet: a syslog frame whose end has
-not arrived, an HTTP request whose headers are not complete. Each is small,
-but a thousand connections each holding a 60 KB frame would hold 60 MB, past
-the agent's memory limit. Holders report what they hold; when the total goes
-over INPUT_PARTIAL_BUDGET the largest holders are cut (their connection
-closed, counted and logged) until the total is back under three quarters of
-the budget, so one cut frees room for a while instead of one frame's worth.
+not arrived, an HTTP request head not complete yet, a piece of a body being
+read. Each is small, but a thousand connections each holding a 60 KB frame
+would hold 60 MB, past the agent's memory limit. Two ways to count, one total:
+
+* ``update`` (stream inputs): a holder reports what it holds after a read;
+  when the total goes over the budget the largest holders are cut (their
+  connection closed, counted and logged) until the total is back under three
+  quarters of it, so one cut frees room for a while.
+* ``hold``/``reserve``/``room`` (the HTTP server): what a read may bring is
+  counted before it blocks, and a request that finds no room is refused (503)
+  rather than cut.
 """
 
 from __future__ import annotations
@@ -43,6 +49,25 @@ class PartialBudget:
             del self.held[holder]
         if self.total > self.limit:
             self._cut()
+
+    def room(self) -> int:
+        return max(0, self.limit - self.total)
+
+    def hold(self, holder: Holder, nbytes: int) -> None:
+        """Records what ``holder`` holds, without cutting anyone."""
+        old = self.held.get(holder, 0)
+        self.total += nbytes - old
+        if nbytes:
+            self.held[holder] = nbytes
+        else:
+            self.held.pop(holder, None)
+
+    def reserve(self, holder: Holder, nbytes: int) -> bool:
+        """Holds ``nbytes`` for ``holder`` if the budget has room for them."""
+        if self.total - self.held.get(holder, 0) + nbytes > self.limit:
+            return False
+        self.hold(holder, nbytes)
+        return True
 
     def release(self, holder: Holder) -> None:
         """The holder is gone (or holds nothing any more)."""

@@ -20,7 +20,7 @@ CHUNK_WINDOW = 8 << 10  # wire bytes of a chunked body decoded per read
 class Conn:
     """A connection, its receive buffer and what the server knows of it."""
 
-    __slots__ = ("sock", "peer", "buf", "pos", "state", "since", "charge", "evicted", "reserve")
+    __slots__ = ("sock", "peer", "buf", "pos", "state", "since", "evicted", "reserve")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
@@ -29,9 +29,16 @@ class Conn:
         self.pos = 0
         self.state = "head"  # head, idle (between requests), busy, linger
         self.since = time.monotonic()
-        self.charge = 0  # bytes counted against the shared budget
         self.evicted = False
         self.reserve = False  # over MAX_CONNECTIONS: one bodiless GET, then closed
+
+    def cut(self, reason: str) -> None:
+        """The inputs' shared budget is over (a stream input found it so) and
+        this connection holds the most: its greenlet sees EOF and closes it."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def compact(self) -> None:
         if self.pos == len(self.buf):

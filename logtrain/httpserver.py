@@ -17,7 +17,8 @@ pipelining, Content-Length and chunked bodies, ``Expect: 100-continue``
   the first byte for later ones); IDLE_TIMEOUT between requests;
 * the body: the route's limit (HTTP_MAX_BODY by default), chunk framing
   counted;
-* all connections together: HTTP_BUFFER_BUDGET bytes of request heads and of
+* all connections together: INPUT_PARTIAL_BUDGET bytes (shared with the stream
+  inputs, logtrain/budget.py) of request heads and of
   bodies being read (each connection's first few KiB are free, so /health is
   always served); a request that would go past it is refused with 503;
 * MAX_CONNECTIONS: at the limit the oldest idle keep-alive connection, or else
@@ -97,13 +98,12 @@ class HTTPServer:
         self.server: StreamServer | None = None
         self.conns: dict[Conn, None] = {}  # open connections, oldest first
         self.reserved = 0  # connections taken over MAX_CONNECTIONS (see RESERVE)
-        self.budget = cfg.http_buffer_budget
-        self.used = 0  # bytes counted against the budget by all connections
+        self.budget = rt.partial  # shared with every input's connections
         self.max_head = cfg.http_max_header_size
         self.scratch = bytearray(READ)  # where lingering connections discard what they read
         self.add("/health", ("GET",), self._health)
         rt.metrics.gauge("logtrain_input_connections", lambda: len(self.conns), input="http")
-        rt.metrics.gauge("logtrain_http_buffer_bytes", lambda: self.used)
+        rt.metrics.gauge("logtrain_input_partial_bytes", lambda: self.budget.total)
 
     def _health(self, env: dict, body: bytes) -> Response:
         """``ok`` while every supervised task runs (503 naming the task that
@@ -206,15 +206,11 @@ class HTTPServer:
     # ----------------------------------------------------------------- budget
 
     def _hold(self, conn: Conn, n: int) -> None:
-        """Sets what ``conn`` counts against the budget."""
-        self.used += n - conn.charge
-        conn.charge = n
+        """Sets what ``conn`` counts against the inputs' shared budget."""
+        self.budget.hold(conn, n)
 
     def _reserve(self, conn: Conn, n: int) -> bool:
-        if self.used - conn.charge + n > self.budget:
-            return False
-        self._hold(conn, n)
-        return True
+        return self.budget.reserve(conn, n)
 
     # ----------------------------------------------------------------- connections
 
@@ -339,7 +335,7 @@ class HTTPServer:
             have = len(conn.buf) - conn.pos
             until = min(deadline, idle_until) if first else \
                 deadline if conn.state == "head" else idle_until
-            room = max(0, FREE - have) + max(0, self.budget - self.used)
+            room = max(0, FREE - have) + self.budget.room()
             if room <= 0:
                 raise _Cut("buffer_budget", OVER_BUDGET)
             # what this recv may bring is counted before it blocks: the
@@ -437,7 +433,7 @@ class HTTPServer:
             need = 2 * READ + self.rt.config.max_frame_size if stream else \
                 min(limit, req.length) if not req.chunked else limit
             if not self._reserve(conn, need):
-                self._count_request("buffer_budget", "HTTP_BUFFER_BUDGET reached", conn.peer)
+                self._count_request("buffer_budget", "INPUT_PARTIAL_BUDGET reached", conn.peer)
                 return json_response("503 Service Unavailable",
                                      {"error": "server busy, retry later"}, [("Retry-After", "1")])
             arg = body if stream else body.read_all()

@@ -14,7 +14,7 @@ HELP = {
     "logtrain_input_connections": "Open connections of a stream input.",
     "logtrain_input_connections_rejected_total": "Connections refused, by reason.",
     "logtrain_http_rejected_total": "HTTP requests refused (4xx/5xx before the handler), by reason.",
-    "logtrain_http_buffer_bytes": "Bytes HTTP connections hold against HTTP_BUFFER_BUDGET.",
+    "logtrain_input_partial_bytes": "Bytes of unfinished input all connections hold against INPUT_PARTIAL_BUDGET.",
     "logtrain_dead_packets_total": "Packets whose hostname has no route.",
     "logtrain_drain_sent_total": "Packets a drain delivered.",
     "logtrain_drain_dropped_total": "Packets a drain dropped, by reason.",

@@ -189,8 +189,9 @@ SETTINGS: list[Setting] = [
       "most concurrent connections per stream input; at the limit the longest-idle one makes room",
       "limits", low=1),
     S("INPUT_PARTIAL_BUDGET", "size", 4 << 20,
-      "bytes of unfinished frames all input connections may hold together; past it the largest "
-      "are cut", "limits", low=1),
+      "bytes of unfinished input (syslog frames, HTTP request heads and body pieces) all input "
+      "connections may hold together; past it the largest stream holders are cut and HTTP "
+      "requests get 503", "limits", low=1),
     S("HTTP_MAX_BODY", "size", 4 << 20,
       "largest HTTP input request body, bytes (chunk framing counted). Bodies are streamed, so "
       "this bounds what a sender may have to send again after a 503 (half the default drain "
@@ -200,10 +201,6 @@ SETTINGS: list[Setting] = [
       "on a kept-alive connection)", "limits", low=0.01),
     S("HTTP_MAX_HEADER_SIZE", "size", 32 << 10,
       "largest request head (request line and headers), bytes", "limits", low=1),
-    S("HTTP_BUFFER_BUDGET", "size", 4 << 20,
-      "bytes all HTTP connections together may hold in request heads and bodies being read; "
-      "beyond it requests get 503 (each connection's first 4 KiB of head are not counted)",
-      "limits", low=1),
     S("UDP_RECEIVE_BUFFER", "size", 4 << 20, "SO_RCVBUF of the UDP input, bytes", "limits", low=0),
     # --- drains
     S("DRAIN_BUFFER_SIZE", "size", 8 << 20,

@@ -224,7 +224,7 @@ def test_bulky_unfinished_heads_are_bounded(tmp_path):
     """200 connections each sending 99 headers of 8 KiB without finishing
     (500 took ~465 MiB before, and kept it after they closed): a head is at
     most HTTP_MAX_HEADER_SIZE (32 KiB, 431), and all heads together at most
-    HTTP_BUFFER_BUDGET (4 MiB, 503). Peak RSS < 48 MiB, /health < 100 ms."""
+    INPUT_PARTIAL_BUDGET (4 MiB, 503). Peak RSS < 48 MiB, /health < 100 ms."""
     a = start_agent(tmp_path)
     try:
         statuses: list[int] = []
@@ -243,7 +243,7 @@ def test_bulky_unfinished_heads_are_bounded(tmp_path):
         check_peak(a, "200 bulky unfinished heads")
         check_health(samples, "200 bulky unfinished heads")
         hold.set()
-        wait_for(lambda: a.metric("logtrain_http_buffer_bytes") == 0, 10, what="the budget released")
+        wait_for(lambda: a.metric("logtrain_input_partial_bytes") == 0, 10, what="the budget released")
     finally:
         a.stop()
 
