@@ -57,24 +57,18 @@ def _prefix(v: str) -> str | None:
     return None
 
 
-def _trust(v: str) -> str | None:
-    from logtrain import trust
+def _by(parse_name: str) -> Check:
+    """A check that runs logtrain.trust's parser ``parse_name`` on the value."""
+    def check(v: str) -> str | None:
+        from logtrain import trust
 
-    try:
-        trust.parse_trust(v)
-    except ValueError as e:
-        return str(e)
-    return None
+        try:
+            getattr(trust, parse_name)(v)
+        except ValueError as e:
+            return str(e)
+        return None
 
-
-def _networks(v: str) -> str | None:
-    from logtrain import trust
-
-    try:
-        trust.parse_networks(v)
-    except ValueError as e:
-        return str(e)
-    return None
+    return check
 
 
 def _postgres_url(v: str) -> str | None:
@@ -114,12 +108,12 @@ SETTINGS: list[Setting] = [
       role="datasource", unavailable="the Kubernetes datasource"),
     S("ROUTE_TRUST", "str", "file", "comma-separated datasources whose routes are trusted: "
       "file, postgres, api, kubernetes (untrusted routes name network drains only)", "routes",
-      check=_trust),
+      check=_by("parse_trust")),
     S("DRAIN_DENY_NETWORKS", "str", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10,0.0.0.0/8,::/128",
       "comma-separated CIDRs drains of untrusted routes may not connect to", "routes",
-      check=_networks),
+      check=_by("parse_networks")),
     S("DRAIN_ALLOW_NETWORKS", "str", "", "comma-separated CIDRs excepted from DRAIN_DENY_NETWORKS",
-      "routes", check=_networks),
+      "routes", check=_by("parse_networks")),
     S("DATASOURCE_BACKOFF_MAX", "float", 30.0,
       "longest wait between reconnections to a datasource, seconds", "routes", low=0),
     S("API_TOKEN", "str", "",

@@ -16,3 +16,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """A throwaway PostgreSQL cluster of the module's own (tests/pgserver.py)."""
+    from pgserver import PostgresServer
+
+    server = PostgresServer().start()
+    server.wait_ready()
+    yield server
+    server.cleanup()

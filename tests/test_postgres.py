@@ -22,12 +22,6 @@ TOKEN = "api-Token-77c1"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture(scope="module")
-def pg():
-    server = PostgresServer().start()
-    server.wait_ready()
-    yield server
-    server.cleanup()
 
 
 class Probe:

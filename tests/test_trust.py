@@ -17,7 +17,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from peers import Agent, free_port, wait_for
 
 from logtrain.urls import dsn_secrets, mask_dsn, mask_url, scrub
@@ -361,14 +360,6 @@ def test_trust_settings_are_validated():
 # ----------------------------------------------------------------------------- postgres and the API
 
 
-@pytest.fixture(scope="module")
-def pg():
-    from pgserver import PostgresServer
-
-    server = PostgresServer().start()
-    server.wait_ready()
-    yield server
-    server.cleanup()
 
 
 def insert(pg, db: str, host: str, endpoint: str) -> str:
