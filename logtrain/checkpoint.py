@@ -81,8 +81,15 @@ class Checkpoints:
         """A rotated file read to its end and delivered."""
         e = self.entries.get(self.key(dev, ino))
         if e is not None and not e.get("finished"):
-            e["finished"] = True
+            e["finished"] = time.time()
             self.dirty = True
+
+    def forget_finished(self, older_than: float) -> None:
+        """Drops finished files finished more than ``older_than`` seconds ago."""
+        limit = time.time() - older_than
+        for k in [k for k, v in self.entries.items()
+                  if v.get("finished") and float(v["finished"]) < limit]:
+            self.forget(k)
 
     def forget(self, key: str) -> None:
         if self.entries.pop(key, None) is not None:

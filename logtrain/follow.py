@@ -122,6 +122,10 @@ class FileFollower:
         self.pos = self.safe = self.committed = offset
         self._fingerprint()
 
+    def ensure_fingerprint(self) -> None:
+        """Fingerprints the file now if it has enough bytes (read or not)."""
+        self._fingerprint()
+
     def _fingerprint(self) -> None:
         if self.fingerprint:
             return

@@ -47,6 +47,9 @@ from logtrain.runtime import Runtime
 POLL = 1.0
 FAST_POLL = 0.25
 ROUND_BYTES = 256 << 10
+# Finished rotated files are remembered (their fingerprints) for this long, so
+# that their compressed copies are never taken for files not read yet.
+FINISHED_KEPT = 86400.0
 GONE_GRACE = 5.0  # seconds a file that left its path with no successor may still grow  # read per file per round before the next file's turn
 
 # (hostname, tag, make_parser(first byte) -> parser) for a path, or None to leave it alone
@@ -242,12 +245,8 @@ class Tailer:
         if self.names is not None:
             self._rename()
         self.scans += 1
-        if self.scans % 10 == 0:  # finished rotated files that are gone now
-            for key, entry in list(self.checkpoints.entries.items()):
-                if entry.get("finished"):
-                    dev, ino = (int(x) for x in key.split(":"))
-                    if not self._exists(entry.get("path", ""), dev, ino):
-                        self.checkpoints.forget(key)
+        if self.scans % 60 == 0:
+            self.checkpoints.forget_finished(FINISHED_KEPT)
 
     def _rename(self) -> None:
         for key, f in self.followers.items():
@@ -283,6 +282,8 @@ class Tailer:
             names = sorted(os.listdir(d))
         except OSError:
             return
+        for g in self.followers.values():
+            g.ensure_fingerprint()  # a file renamed before it had been read far enough
         known = {e.get("fingerprint") for e in self.checkpoints.entries.values()}
         known.update(g.fingerprint for g in self.followers.values())
         known.discard("")
@@ -316,8 +317,6 @@ class Tailer:
             path = entry.get("path", "")
             dev, ino = (int(x) for x in key.split(":"))
             if entry.get("finished"):
-                if not self._exists(path, dev, ino):
-                    self.checkpoints.forget(key)
                 continue
             try:
                 st = os.stat(path)
@@ -341,11 +340,6 @@ class Tailer:
                                  path=rpath, offset=entry["offset"])
         for f in resumed:
             self._intermediates(f, self.checkpoints.last_run or 0.0)
-
-    @staticmethod
-    def _exists(path: str, dev: int, ino: int) -> bool:
-        """The file is still in the directory of ``path`` (under any name)."""
-        return Tailer._find_rotated(os.path.dirname(path), dev, ino, {}) is not None
 
     @staticmethod
     def _find_rotated(d: str, dev: int, ino: int, entry: dict) -> tuple[str, bool] | None:
