@@ -328,8 +328,8 @@ class LineSink:
     """A TCP receiver keeping every newline-terminated line it gets, as bytes:
     the same receiver for whatever relay is being compared."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, port: int = 0) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.data: list[bytes] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)

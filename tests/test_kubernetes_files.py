@@ -220,3 +220,42 @@ def test_names_from_the_api_after_it_comes_back(tmp_path):
     finally:
         api.stop()
         a.stop()
+
+
+def test_a_down_drain_makes_its_files_wait_and_others_flow(tmp_path):
+    """While the drain of one pod's lines is down, its file is the buffer:
+    nothing is dropped, memory stays flat, another pod's lines keep flowing;
+    once the receiver is up every waiting line arrives."""
+    from peers import LineSink, free_port
+
+    root = tmp_path / "logs"
+    slow, fast = Pod(root, "aaa-7d9f8c6b5-abc12"), Pod(root, "bbb-6c8d7e9f4-xyz12")
+    port = free_port()
+    out = tmp_path / "out.log"
+    a = Agent(tmp_path / "agent", {"KUBERNETES": "true",
+                                   "KUBERNETES_LOG_PATH": str(root / "containers"),
+                                   "FILES_START_AT": "beginning", "DRAIN_BACKOFF_MAX": "0.3",
+                                   "DRAIN_PAUSE_INTERVAL": "0.5"},
+              f"aaa.default syslog+tcp://127.0.0.1:{port}\nbbb.default file://{out}\n").start()
+    try:
+        slow.write(100_000, 50_000)
+        slow.wait()
+        fast.write(2_000, 2_000)
+        fast.wait()
+        wait_for(lambda: not expect(received(out), 2_000)[0], 15, what="the other pod's lines")
+        lag = a.metric("logtrain_file_lag_bytes", file=str(slow.link))
+        peak = a.peak_rss_mib()
+        assert lag > 1 << 20, f"the down drain's file is not waiting (lag {lag:.0f} bytes)"
+        assert a.metric("logtrain_drain_dropped_total") == 0
+        assert peak < 40, f"peak RSS {peak:.1f} MiB while 5 MB wait in the file"
+        sink = LineSink(port)
+        lines = sink.wait_lines(100_000, 60)
+        got = Counter(x.rsplit(b" ", 1)[-1].decode() for x in lines)
+        missing, dups = expect(got, 100_000)
+        print(f"down drain: lag {lag / 1e6:.1f} MB while down, peak RSS {peak:.1f} MiB, "
+              f"{dups} duplicates after it came back")
+        assert missing == []
+        assert a.metric("logtrain_drain_dropped_total") == 0
+    finally:
+        a.stop()
+
