@@ -24,9 +24,41 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
 
+def parse_files(raw: Any, where: str) -> tuple[tuple[str, str, str], ...]:
+    """FILES: ``[[files]]`` tables (path, hostname, tag) in the TOML file, or
+    ``GLOB HOSTNAME TAG`` entries separated by ``;`` (environment, flag)."""
+    if isinstance(raw, str):
+        entries = []
+        for n, item in enumerate(x.strip() for x in raw.replace("\n", ";").split(";")):
+            if not item:
+                continue
+            fields = item.split()
+            if len(fields) != 3:
+                raise ConfigError(f"{where}: entry {n + 1} {item!r}: expected 'GLOB HOSTNAME TAG'")
+            entries.append({"path": fields[0], "hostname": fields[1], "tag": fields[2]})
+    elif isinstance(raw, list):
+        entries = raw
+    else:
+        raise ConfigError(f"{where}: expected [[files]] tables or 'GLOB HOSTNAME TAG; ...'")
+    out = []
+    for n, e in enumerate(entries, 1):
+        if not isinstance(e, dict) or set(e) - {"path", "hostname", "tag"}:
+            raise ConfigError(f"{where}: entry {n}: expected path, hostname and tag")
+        path, host, tag = e.get("path"), e.get("hostname"), e.get("tag")
+        if not (isinstance(path, str) and os.path.isabs(path)):
+            raise ConfigError(f"{where}: entry {n}: path must be an absolute file name or glob")
+        for name, v in (("hostname", host), ("tag", tag)):
+            if not isinstance(v, str) or not v or any(c.isspace() for c in v):
+                raise ConfigError(f"{where}: entry {n}: {name} must be a word without spaces")
+        out.append((path, host, tag))
+    return tuple(out)
+
+
 def _convert(setting: Setting, raw: Any, origin: str) -> Any:
     where = f"{setting.name} ({origin})"
     kind = setting.kind
+    if kind == "files":
+        return parse_files(raw, where)
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -91,6 +123,8 @@ class Config:
                 shown = f"<PEM, {len(v)} bytes>"
             elif isinstance(v, bool):
                 shown = "true" if v else "false"
+            elif s.kind == "files":
+                shown = "; ".join(" ".join(e) for e in v)
             else:
                 shown = str(v)
             lines.append(f"{s.name}={shown}  ({self._origins[s.name]})")

@@ -62,6 +62,8 @@ class FileFollower:
         # where it really is (a container log's path is a symlink): rotated
         # files are looked for beside it
         self.real = os.path.realpath(path)
+        # the live file name it was found under (rotated copies are named after it)
+        self.base = self.real
         self.name = path  # the path it was discovered by (set by the tailer)
         self.names = ("", "")  # the hostname and tag its lines get (set by the tailer)
         self.opened_at = time.time()

@@ -29,7 +29,7 @@ class Setting:  # not a dataclass: dataclasses loads inspect and ast (~1 MB)
                  needs: tuple[str, ...] = (), role: str = "", check: Check | None = None,
                  unavailable: str = "") -> None:
         self.name = name
-        self.kind = kind  # bool, int, port, size, float, str
+        self.kind = kind  # bool, int, port, size, float, str, files
         self.default = default
         self.help = help
         self.section = section
@@ -151,9 +151,12 @@ SETTINGS: list[Setting] = [
       role="input"),
     S("KUBERNETES_LOG_PATH", "str", "/var/log/containers", "directory of container logs",
       "kubernetes"),
+    S("FILES", "files", (),
+      "plain files on servers: [[files]] tables (path = GLOB, hostname, tag) in the TOML file, "
+      "or 'GLOB HOSTNAME TAG' entries separated by ';'", "files", role="input"),
     S("FILES_START_AT", "str", "end",
       "where a file input starts reading a file that existed before its first run ever: "
-      "end or beginning (later runs resume from their checkpoints)", "kubernetes",
+      "end or beginning (later runs resume from their checkpoints)", "files",
       choices=("end", "beginning")),
     S("AKKERIS", "bool", False, "Akkeris naming of Kubernetes workloads", "kubernetes"),
     S("EXCLUDE_NAMESPACES", "str", "", "comma-separated namespaces not to tail", "kubernetes"),
@@ -221,6 +224,7 @@ SECTIONS = {
     "routes": "Routes",
     "inputs": "Inputs",
     "kubernetes": "Kubernetes",
+    "files": "Files (both file inputs)",
     "persistent": "Persistent logs",
     "limits": "Limits of inputs",
     "drains": "Drains",
@@ -238,6 +242,8 @@ def markdown_table() -> str:
             default = s.default
             if isinstance(default, bool):
                 shown = f"`{'true' if default else 'false'}`"
+            elif default == ():
+                shown = ""
             else:
                 shown = f"`{default}`" if default != "" else ""
             out.append(f"| `{s.name}` | {shown} | {s.help} |")

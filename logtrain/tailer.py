@@ -50,7 +50,8 @@ ROUND_BYTES = 256 << 10
 # Finished rotated files are remembered (their fingerprints) for this long, so
 # that their compressed copies are never taken for files not read yet.
 FINISHED_KEPT = 86400.0
-GONE_GRACE = 5.0  # seconds a file that left its path with no successor may still grow  # read per file per round before the next file's turn
+GONE_GRACE = 5.0
+SIBLING_WINDOW = 10.0  # seconds after a rotation its directory is looked at again  # seconds a file that left its path with no successor may still grow  # read per file per round before the next file's turn
 
 # (hostname, tag, make_parser(first byte) -> parser) for a path, or None to leave it alone
 Describe = Callable[[str], tuple[str, str, Callable[[bytes], Any]] | None]
@@ -85,6 +86,7 @@ class Tailer:
         self.by_path: dict[str, FileFollower] = {}
         # the last follower of a path whose successor is not followed yet
         self.previous: dict[str, FileFollower] = {}
+        self.sibling_checks: dict[str, tuple[str, float, float]] = {}  # base -> name, since, until
         self.hosts: dict[tuple[int, int], str] = {}
         self.inotify: Any = None
         self.watches: dict[int, str] = {}
@@ -108,6 +110,11 @@ class Tailer:
             self._watch(d)
         self._resume_rotated()
         self._rescan()
+        if self.checkpoints.last_run is not None:
+            # files rotated after the last checkpoint was written (a kill
+            # between a rotation and the next save): read, at least once
+            for f in list(self.by_path.values()):
+                self._siblings(f.base, f.name, self.checkpoints.last_run)
         self.initial = False
         self.rt.tasks.spawn(self.name, self._run)
 
@@ -189,6 +196,16 @@ class Tailer:
             return None
         if offset is None:
             entry = self.checkpoints.get(*f.key)
+            if entry is not None and not compressed:
+                f.ensure_fingerprint()
+                if entry.get("fingerprint") and f.fingerprint != entry["fingerprint"]:
+                    # the inode number of a deleted file, reused by a new one:
+                    # not the file the offset was kept for
+                    self.checkpoints.forget(Checkpoints.key(*f.key))
+                    entry = None
+            if entry is not None and entry.get("finished"):
+                f.close()
+                return None  # a rotated file already read to its end
             if entry is not None:
                 offset = entry["offset"]
             elif self.initial and self.first_run and self.rt.config.files_start_at == "end":
@@ -244,6 +261,12 @@ class Tailer:
                 self._rotation(f, "gone")
         if self.names is not None:
             self._rename()
+        now = time.monotonic()
+        for base, (name, since, until) in list(self.sibling_checks.items()):
+            if now > until:
+                del self.sibling_checks[base]
+            else:
+                self._siblings(base, name, since)
         self.scans += 1
         if self.scans % 60 == 0:
             self.checkpoints.forget_finished(FINISHED_KEPT)
@@ -271,13 +294,19 @@ class Tailer:
         self.rt.metrics.inc("logtrain_file_rotations_total", input=self.name, kind=how)
 
     def _intermediates(self, f: FileFollower, since: float) -> None:
+        # looked at again for a while: a sibling being compressed right now
+        # cannot be told from one never read until its first bytes are in
+        self.sibling_checks[f.base] = (f.name, since, time.monotonic() + SIBLING_WINDOW)
+        self._siblings(f.base, f.name, since)
+
+    def _siblings(self, base: str, name: str, since: float) -> None:
+        d = os.path.dirname(base)
+        prefix = os.path.basename(base) + "."
         """Files that came and went at a path between two looks (two quick
         rotations, or rotations while the agent was down): renamed beside
         ``f``, modified after ``since``, and followed by nobody. Read from
         their start as rotated files; a compressed one is recognised by its
         first bytes so that a file already read is not read again."""
-        d = os.path.dirname(f.real)
-        prefix = os.path.basename(f.real).split(".log")[0] + ".log."
         try:
             names = sorted(os.listdir(d))
         except OSError:
@@ -299,9 +328,11 @@ class Tailer:
             if key in self.followers or self.checkpoints.get(*key) or st.st_mtime < since:
                 continue  # followed, read before, or rotated before this path was ours
             compressed = n.endswith(".gz")
-            if compressed and _gz_fingerprint(p) in known:
-                continue
-            g = self._open(p, 0, compressed, name=f.name)
+            if compressed:
+                fp = _gz_fingerprint(p)
+                if not fp or fp in known:
+                    continue  # read before, or still being written: looked at again
+            g = self._open(p, 0, compressed, name=name)
             if g is not None:
                 g.rotated = True
                 self.rt.metrics.inc("logtrain_file_rotations_total", input=self.name,
@@ -332,6 +363,7 @@ class Tailer:
             f = self._open(rpath, entry["offset"], compressed, entry.get("name") or path)
             if f is not None:
                 f.rotated = True
+                f.base = path  # the name it lived under: its successors share it
                 if compressed:
                     f.fingerprint = entry.get("fingerprint", "")
                     self.checkpoints.forget(key)  # now kept under the .gz file's own key

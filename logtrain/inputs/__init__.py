@@ -10,4 +10,5 @@ REGISTRY: dict[str, str] = {
     "HTTP_SYSLOG": "logtrain.inputs.http:HTTPSyslogInput",
     "HTTP_EVENTS": "logtrain.inputs.http:HTTPEventsInput",
     "KUBERNETES": "logtrain.inputs.kubernetes:KubernetesInput",
+    "FILES": "logtrain.inputs.files:FilesInput",
 }
