@@ -4,9 +4,11 @@ Scenarios (1,000,000 lines of about 200 bytes by default, to a TCP sink on
 loopback that counts lines; every relay's runs interleaved, medians printed):
 
   file   a CRI-format container log read from its start and forwarded to
-         syslog+tcp: rsyslog imfile -> omfwd, syslog-ng file() -> network().
-         The agent has no file input yet: the same lines, as RFC5424, are
-         streamed into its syslog TCP input by socat (marked in the table).
+         syslog+tcp: the agent's Kubernetes file input (KUBERNETES=true on a
+         directory holding the file under a container log's name), rsyslog
+         imfile -> omfwd, syslog-ng file() -> network(). An agent of another
+         checkout (--before) that has no file input gets the same lines, as
+         RFC5424, through socat into its syslog TCP input (marked *).
   relay  RFC5424 lines sent into a syslog TCP input and forwarded over TCP:
          the agent, rsyslog imtcp -> omfwd, syslog-ng network() -> network().
   latency  10,000 lines/s for a few seconds into each relay's TCP input; each
@@ -163,6 +165,7 @@ class Relay:
 
 class AgentRelay(Relay):
     name = "logtrain"
+    reads_files = True
 
     def start_relay(self, file: Path | None = None, idle: bool = False) -> None:
         routes = self.work / "routes"
@@ -171,6 +174,13 @@ class AgentRelay(Relay):
                "SYSLOG_TCP_PORT": str(self.tcp_port), "HTTP_PORT": str(free_port()),
                "BIND_ADDRESS": "127.0.0.1", "ROUTES_FILE": str(routes),
                "STATE_DIR": str(self.work / "state"), "LOG_LEVEL": "warning"}
+        if file is not None:
+            # the file under a container log's name, where the Kubernetes input looks
+            logs = self.work / f"containers-{self.tcp_port}"
+            logs.mkdir()
+            os.link(file, logs / ("app-7d9f8c6b5-abc12_bench_app-" + "0" * 64 + ".log"))
+            env.update({"KUBERNETES": "true", "KUBERNETES_LOG_PATH": str(logs),
+                        "FILES_START_AT": "beginning"})
         if idle:  # the inputs that exist: TCP, UDP, TLS, HTTP syslog and events
             certs = make_certs(self.work)
             env.update({"SYSLOG_UDP": "true", "SYSLOG_UDP_PORT": str(self.udp_port),
@@ -193,6 +203,7 @@ def before_relay(checkout: Path) -> type[Relay]:
     class BeforeRelay(AgentRelay):
         name = "before"
         root = checkout
+        reads_files = False  # an agent from before the file input: fed by socat
 
         def command(self) -> list[str]:
             return [str(checkout / ".venv" / "bin" / "python"), "-B", "-m", "logtrain", "run"]
@@ -282,7 +293,7 @@ def throughput(cls: type[Relay], scenario: str, data: Path, agent_data: Path, li
     sink = start_sink(sink_port, lines)
     relay = cls(work, sink_port)
     try:
-        if scenario == "file" and cls is not AgentRelay:
+        if scenario == "file" and getattr(cls, "reads_files", True):
             # the peer reads the file itself, from its start, as soon as it starts
             t0 = time.monotonic()
             relay.start_relay(file=data)
@@ -292,7 +303,7 @@ def throughput(cls: type[Relay], scenario: str, data: Path, agent_data: Path, li
             time.sleep(0.3)
             cpu0 = cpu_seconds(relay.proc.pid)
             t0 = time.monotonic()
-            feed = agent_data if cls is AgentRelay else data
+            feed = agent_data if issubclass(cls, AgentRelay) else data
             subprocess.run(["socat", "-u", f"OPEN:{feed}", f"TCP:127.0.0.1:{relay.tcp_port}"],
                            check=True)
         out = finish(sink, 300)
@@ -428,12 +439,14 @@ def main() -> int:
             incomplete = sum(not x["ok"] for x in rows)
             m = {k: med(rows, k) for k in ("lps", "mbps", "cpu", "peak")}
             table[(scenario, cls.name)] = m
-            label = cls.name + ("*" if scenario == "file" and cls is AgentRelay else "")
+            label = cls.name + ("*" if scenario == "file" and not getattr(cls, "reads_files", True)
+                                else "")
             note = f"  ({incomplete} run(s) incomplete)" if incomplete else ""
             print(f"{scenario:<8} {label:<11} {m['lps']:>10,.0f} {m['mbps']:>7.1f} "
                   f"{m['cpu']:>7.2f} {m['peak']:>12.1f}{note}")
-    if any(s == "file" for s, _ in table):
-        print("* the agent has no file input yet: socat streams the same lines, as RFC5424,"
+    if any(s == "file" and not getattr(c, "reads_files", True)
+           for s, c in ((s, next(r for r in relays if r.name == n)) for s, n in table)):
+        print("* an agent without a file input: socat streams the same lines, as RFC5424,"
               " into its syslog TCP input")
     extra: dict[str, dict] = {}
     if {"latency", "memory"} & only:

@@ -90,6 +90,8 @@ class FileFollower:
         self.generation = 0  # bumped by a rewind: acks of older batches are ignored
         self.rotated = False  # the path names another file now: read to the end
         self.gone_since = 0.0  # when the path stopped naming this file (no successor seen)
+        self.wd: int | None = None  # its inotify watch (None: polled)
+        self.more = True  # may have unread data: read at the next round
         self.done = False
         self.fingerprint = ""
         self.rewinds = 0
@@ -191,6 +193,11 @@ class FileFollower:
 
     def ack(self) -> Ack:
         """The acknowledgement of the batch just read: it ends at ``safe``."""
+        return Ack(self.mark())
+
+    def mark(self) -> Callable[[bool], None]:
+        """Marks the end of the batch just read (at ``safe``); the returned
+        function records its fate, for an Ack that may cover other files' too."""
         entry = [self.safe, None]
         self.pending.append(entry)
         gen = self.generation
@@ -199,7 +206,7 @@ class FileFollower:
             if gen == self.generation:
                 entry[1] = ok
 
-        return Ack(done)
+        return done
 
     def advance(self) -> bool:
         """Moves ``committed`` over the acknowledged batches; False when a
