@@ -41,7 +41,8 @@ from gevent.socket import wait_read
 
 from logtrain.checkpoint import FLUSH_INTERVAL, Checkpoints
 from logtrain.drain import Ack
-from logtrain.follow import FileFollower, fingerprint
+from logtrain.follow import FileFollower
+from logtrain.rotated import RotatedFiles
 from logtrain.router import Router
 from logtrain.runtime import Runtime
 
@@ -55,23 +56,12 @@ BATCH = 2000  # packets routed together at most (several files' in one round)
 # that their compressed copies are never taken for files not read yet.
 FINISHED_KEPT = 86400.0
 GONE_GRACE = 5.0
-SIBLING_WINDOW = 10.0  # seconds after a rotation its directory is looked at again  # seconds a file that left its path with no successor may still grow  # read per file per round before the next file's turn
 
 # (hostname, tag, make_parser(first byte) -> parser) for a path, or None to leave it alone
 Describe = Callable[[str], tuple[str, str, Callable[[bytes], Any]] | None]
 
 
-def _gz_fingerprint(path: str) -> str:
-    import gzip
-
-    try:
-        with gzip.open(path, "rb") as g:
-            return fingerprint(g.read(256))
-    except (OSError, EOFError):
-        return ""
-
-
-class Tailer:
+class Tailer(RotatedFiles):
     def __init__(self, rt: Runtime, router: Router, name: str, discover: Callable[[], list[str]],
                  describe: Describe, directories: list[str],
                  names: Callable[[str], tuple[str, str] | None] | None = None) -> None:
@@ -319,107 +309,6 @@ class Tailer:
             f.gone_since = time.monotonic()
         self.rt.metrics.inc("logtrain_file_rotations_total", input=self.name, kind=how)
 
-    def _intermediates(self, f: FileFollower, since: float) -> None:
-        # looked at again for a while: a sibling being compressed right now
-        # cannot be told from one never read until its first bytes are in
-        self.sibling_checks[f.base] = (f.name, since, time.monotonic() + SIBLING_WINDOW)
-        self._siblings(f.base, f.name, since)
-
-    def _siblings(self, base: str, name: str, since: float) -> None:
-        d = os.path.dirname(base)
-        prefix = os.path.basename(base) + "."
-        """Files that came and went at a path between two looks (two quick
-        rotations, or rotations while the agent was down): renamed beside
-        ``f``, modified after ``since``, and followed by nobody. Read from
-        their start as rotated files; a compressed one is recognised by its
-        first bytes so that a file already read is not read again."""
-        try:
-            names = sorted(os.listdir(d))
-        except OSError:
-            return
-        for g in self.followers.values():
-            g.ensure_fingerprint()  # a file renamed before it had been read far enough
-        known = {e.get("fingerprint") for e in self.checkpoints.entries.values()}
-        known.update(g.fingerprint for g in self.followers.values())
-        known.discard("")
-        for n in names:
-            if not n.startswith(prefix):
-                continue
-            p = os.path.join(d, n)
-            try:
-                st = os.stat(p)
-            except OSError:
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in self.followers or self.checkpoints.get(*key) or st.st_mtime < since:
-                continue  # followed, read before, or rotated before this path was ours
-            compressed = n.endswith(".gz")
-            if compressed:
-                fp = _gz_fingerprint(p)
-                if not fp or fp in known:
-                    continue  # read before, or still being written: looked at again
-            g = self._open(p, 0, compressed, name=name)
-            if g is not None:
-                g.rotated = True
-                self.rt.metrics.inc("logtrain_file_rotations_total", input=self.name,
-                                    kind="rename")
-                self.rt.log.info("reading a rotated file no look had seen", input=self.name,
-                                 path=p)
-
-    def _resume_rotated(self) -> None:
-        """Files checkpointed by an earlier run that left their path while
-        the agent was down: found by inode, or compressed by fingerprint."""
-        resumed: list[FileFollower] = []
-        for key, entry in list(self.checkpoints.entries.items()):
-            path = entry.get("path", "")
-            dev, ino = (int(x) for x in key.split(":"))
-            if entry.get("finished"):
-                continue
-            try:
-                st = os.stat(path)
-                if (st.st_dev, st.st_ino) == (dev, ino):
-                    continue  # still at its path: the scan resumes it
-            except OSError:
-                pass
-            found = self._find_rotated(os.path.dirname(path), dev, ino, entry)
-            if found is None:
-                self.checkpoints.forget(key)
-                continue
-            rpath, compressed = found
-            f = self._open(rpath, entry["offset"], compressed, entry.get("name") or path)
-            if f is not None:
-                f.rotated = True
-                f.base = path  # the name it lived under: its successors share it
-                if compressed:
-                    f.fingerprint = entry.get("fingerprint", "")
-                    self.checkpoints.forget(key)  # now kept under the .gz file's own key
-                resumed.append(f)
-                self.rt.log.info("finishing a file rotated while stopped", input=self.name,
-                                 path=rpath, offset=entry["offset"])
-        for f in resumed:
-            self._intermediates(f, self.checkpoints.last_run or 0.0)
-
-    @staticmethod
-    def _find_rotated(d: str, dev: int, ino: int, entry: dict) -> tuple[str, bool] | None:
-        try:
-            names = os.listdir(d)
-        except OSError:
-            return None
-        for n in names:
-            p = os.path.join(d, n)
-            try:
-                st = os.stat(p)
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) == (dev, ino):
-                return p, False
-        fp = entry.get("fingerprint")
-        if fp:
-            for n in names:
-                if n.endswith(".gz") and _gz_fingerprint(os.path.join(d, n)) == fp:
-                    return os.path.join(d, n), True
-        return None
-
     def _checkpoint(self, f: FileFollower) -> None:
         self.checkpoints.set(f.dev, f.ino, f.real, f.committed, f.fingerprint, f.name)
 
@@ -531,7 +420,3 @@ class Tailer:
                 m(ok)
 
         self.router.route(batch, Ack(done))
-
-    def lag(self) -> dict[str, int]:
-        """Bytes behind per file (size minus committed offset)."""
-        return {f.path: max(0, f.size() - f.committed) for f in self.followers.values()}
