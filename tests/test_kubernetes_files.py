@@ -259,3 +259,40 @@ def test_a_down_drain_makes_its_files_wait_and_others_flow(tmp_path):
     finally:
         a.stop()
 
+
+
+def test_without_inotify_the_files_are_polled(tmp_path):
+    """When the kernel refuses an inotify instance (the original README's
+    "too many open files"), one warning names the sysctl to raise and the
+    files are polled: lines and rotations still arrive. The test takes every
+    instance this user may have (fs.inotify.max_user_instances) first."""
+    from logtrain.tail import Inotify
+
+    held = []
+    try:
+        while True:
+            held.append(Inotify())
+    except OSError:
+        pass
+    try:
+        assert held, "could not create any inotify instance"
+        root = tmp_path / "logs"
+        pod = Pod(root, "poll-7d9f8c6b5-abc12")
+        a, out = k8s_agent(tmp_path)
+        a.start()
+        try:
+            pod.write(1000, 2000)
+            pod.wait()
+            pod.rotate(compress_previous=False)
+            pod.write(1000, 2000, start=1000)
+            pod.wait()
+            wait_for(lambda: not expect(received(out), 2000)[0], 15, what="polled lines")
+            missing, dups = expect(received(out), 2000)
+            assert missing == [] and dups == 0
+            assert "raise the sysctl fs.inotify.max_user_instances" in a.log()
+            assert a.log().count("inotify refused") == 1
+        finally:
+            a.stop()
+    finally:
+        for i in held:
+            i.close()
