@@ -233,12 +233,14 @@ cdef class _Joiner:
     cdef public str tag
     cdef public Py_ssize_t max_join
     cdef public dict partial
+    cdef public long long splits  # joined lines emitted at max_join, the rest to follow
 
     def __init__(self, str hostname, str tag, Py_ssize_t max_join=1 << 20):
         self.hostname = hostname
         self.tag = tag
         self.max_join = max_join
         self.partial = {}
+        self.splits = 0
 
     cdef _piece(self, list out, bytes stream, str t, bytes msg, bint last):
         cdef tuple held = self.partial.pop(stream, None)
@@ -254,6 +256,8 @@ cdef class _Joiner:
                                   t, msg.decode("utf-8", "replace")))
                 return
             t0, pieces, size = t, [msg], len(msg)
+        if not last and size >= self.max_join:
+            self.splits += 1
         if last or size >= self.max_join:
             out.append(Packet(6 if stream == b"stdout" else 3, 1, self.hostname, self.tag, t0,
                               b"".join(pieces).decode("utf-8", "replace")))

@@ -97,6 +97,7 @@ class FileFollower:
         self.rewinds = 0
         self.lines = 0
         self.bad = 0  # lines of the last chunk the parser could not read
+        self.split = 0  # lines of the last chunk split at a size limit
 
     @property
     def key(self) -> tuple[int, int]:
@@ -164,11 +165,14 @@ class FileFollower:
         if isinstance(self.parser, _NoParser):
             self.parser = self.make_parser(data[:1])
         self.pos += len(data)
+        cuts, joins = self.splitter.cuts, getattr(self.parser, "splits", 0)
         lines = self.splitter.feed(data)
         if not self.fingerprint and self.pos >= FINGERPRINT_BYTES:
             self._fingerprint()
         packets, bad = self.parser.parse_batch(lines) if lines else ([], 0)
         self.bad = bad
+        # lines over MAX_FRAME_SIZE cut, and joined lines emitted at their limit
+        self.split = (self.splitter.cuts - cuts) + (getattr(self.parser, "splits", 0) - joins)
         self.lines += len(lines)
         if not self.parser.partial:
             self.safe = self.pos - self.splitter.pending

@@ -75,6 +75,7 @@ class _JoinerPy:
         self.hostname = hostname
         self.tag = tag
         self.max_join = max_join
+        self.splits = 0  # joined lines emitted at max_join, the rest to follow
         self.partial: dict[bytes, tuple[str, list[bytes], int]] = {}
 
     def _piece(self, out: list[Packet], stream: bytes, t: str, msg: bytes, last: bool) -> None:
@@ -85,6 +86,8 @@ class _JoinerPy:
             size += len(msg)
         else:
             t0, pieces, size = t, [msg], len(msg)
+        if not last and size >= self.max_join:
+            self.splits += 1
         if last or size >= self.max_join:
             out.append(Packet(SEVERITY[stream], FACILITY, self.hostname, self.tag, t0,
                               b"".join(pieces).decode("utf-8", "replace")))

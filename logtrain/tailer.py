@@ -397,6 +397,9 @@ class Tailer(RotatedFiles):
                 if f.bad:
                     self.rt.metrics.inc("logtrain_input_rejected_total", f.bad, input=self.name,
                                         reason="malformed")
+                if f.split:
+                    self.rt.metrics.inc("logtrain_file_lines_split_total", f.split,
+                                        input=self.name)
                 if packets:
                     batch.extend(packets)
                     marks.append(f.mark())

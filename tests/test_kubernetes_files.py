@@ -296,3 +296,31 @@ def test_without_inotify_the_files_are_polled(tmp_path):
     finally:
         for i in held:
             i.close()
+
+
+def test_long_cri_lines_are_joined_up_to_the_limit_then_split_and_counted(tmp_path):
+    """CRI partial lines (P) are joined up to the closing F; a joined line
+    past 1 MiB is emitted as it is, the rest follows as another packet, and
+    the split is counted. Nothing of it is lost."""
+    root = tmp_path / "logs"
+    pod = Pod(root, "big-7d9f8c6b5-abc12")
+    piece = "x" * 60_000
+    with open(pod.log, "a") as f:
+        f.write("2026-11-25T00:00:00.000000Z stdout P start-")
+        f.write(piece + "\n")
+        for _ in range(24):  # 25 pieces of 60 KB: 1.5 MB joined
+            f.write(f"2026-11-25T00:00:00.000000Z stdout P {piece}\n")
+        f.write("2026-11-25T00:00:00.000000Z stdout F -end\n")
+        f.write("2026-11-25T00:00:01.000000Z stdout F short-line\n")
+    a, out = k8s_agent(tmp_path, MAX_FRAME_SIZE="2M")
+    a.start()
+    try:
+        wait_for(lambda: out.exists() and "short-line" in out.read_text(), 10, what="the lines")
+        text = out.read_text()
+        bodies = [line.split(" - - - ", 1)[1] for line in text.splitlines()]
+        joined = "".join(b for b in bodies if b != "short-line")
+        assert joined == "start-" + piece * 25 + "-end"
+        assert len(bodies) == 3  # 1 MiB and more, the rest, the short line
+        assert a.metric("logtrain_file_lines_split_total") == 1
+    finally:
+        a.stop()
