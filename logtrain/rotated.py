@@ -148,3 +148,31 @@ class RotatedFiles:
                 if n.endswith(".gz") and _gz_fingerprint(os.path.join(d, n)) == fp:
                     return os.path.join(d, n), True
         return None
+
+    def _copy_of(self, f: FileFollower) -> str | None:
+        """The copy logrotate's copytruncate made of ``f`` before truncating it:
+        a sibling that begins with the same bytes and holds at least what was
+        read of ``f``. Its rest (written after the last read) is read from
+        there, so the truncation loses nothing."""
+        f.ensure_fingerprint()
+        if not f.fingerprint:
+            return None  # under 256 bytes read: nothing to tell a copy by
+        d = os.path.dirname(f.base)
+        prefix = os.path.basename(f.base) + "."
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            return None
+        for n in names:
+            p = os.path.join(d, n)
+            if not n.startswith(prefix) or n.endswith(".gz"):
+                continue
+            try:
+                if os.path.getsize(p) < f.safe:
+                    continue
+                with open(p, "rb") as fh:
+                    if fingerprint(fh.read(256)) == f.fingerprint:
+                        return p
+            except OSError:
+                continue
+        return None

@@ -259,6 +259,11 @@ class Tailer(RotatedFiles):
             if f is not None and (st.st_dev, st.st_ino) == f.key:
                 if f.truncated():
                     self._rotation(f, "copytruncate")
+                    copy = self._copy_of(f)
+                    if copy is not None:
+                        g = self._open(copy, f.safe, name=f.name)
+                        if g is not None:
+                            g.rotated = True  # the lines after the last read, then done
                     f.restart_at_zero()
                 continue
             if f is not None:

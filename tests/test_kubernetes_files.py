@@ -154,7 +154,8 @@ def test_sigkill_restart_with_rotation_and_compression_while_down(tmp_path):
 
 
 def test_copytruncate_and_new_files_and_names(tmp_path):
-    """A file truncated in place is read again from its start; a container
+    """A file truncated in place (copytruncate) is read again from its start,
+    and the lines written after the last read come from the copy; a container
     log appearing later is read from its first line; names that are not
     container logs are skipped."""
     root = tmp_path / "logs"
@@ -166,6 +167,11 @@ def test_copytruncate_and_new_files_and_names(tmp_path):
         pod.write(100, 1000)
         pod.wait()
         wait_for(lambda: sum(received(out).values()) >= 100, 10, what="100 lines")
+        # copytruncate as logrotate does it, right after lines the agent has
+        # not read yet: they are read from the copy
+        with open(pod.log, "a") as f:
+            f.write("".join(f"2026-11-25T00:00:00.000000Z stdout F line-{i}\n"
+                            for i in range(2000, 2050)))
         shutil.copyfile(pod.log, str(pod.log) + ".1")
         os.truncate(pod.log, 0)
         pod.write(100, 1000, start=100)
@@ -174,7 +180,10 @@ def test_copytruncate_and_new_files_and_names(tmp_path):
         later.write(50, 1000, start=1000)
         later.wait()
         wait_for(lambda: not expect(received(out), 100, 100)[0]
-                 and not expect(received(out), 50, 1000)[0], 10, what="lines after truncation")
+                 and not expect(received(out), 50, 1000)[0]
+                 and not expect(received(out), 50, 2000)[0], 10, what="lines after truncation")
+        missing, dups = expect(received(out), 200)
+        assert missing == [] and dups == 0
         assert a.metric("logtrain_file_rotations_total", kind="copytruncate") == 1
         assert "not-a-container-log.txt" in a.log()
         assert "ignored" not in out.read_text()
