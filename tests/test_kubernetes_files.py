@@ -333,3 +333,22 @@ def test_long_cri_lines_are_joined_up_to_the_limit_then_split_and_counted(tmp_pa
         assert a.metric("logtrain_file_lines_split_total") == 1
     finally:
         a.stop()
+
+
+def test_akkeris_lines_leave_as_the_original_sends_them(tmp_path):
+    """AKKERIS=true: Akkeris names (app-space, dyno.podid) and, as the original
+    logtrain sends container lines, severity 0 and facility 0 for both streams;
+    without it stdout is 6 and stderr 3 (test_two_quick_rotations checks)."""
+    root = tmp_path / "logs"
+    pod = Pod(root, "myapp--web-7d9f8c6b5-abc12", namespace="prod")
+    a, out = k8s_agent(tmp_path, AKKERIS="true")
+    a.start()
+    try:
+        pod.write(20, 1000)  # every tenth line is stderr
+        pod.wait()
+        wait_for(lambda: not expect(received(out), 20)[0], 10, what="20 lines")
+        lines = out.read_text().splitlines()
+        assert all(line.startswith("<0>1 ") for line in lines), lines[:3]
+        assert " myapp-prod web.7d9f8c6b5-abc12 " in lines[0]
+    finally:
+        a.stop()

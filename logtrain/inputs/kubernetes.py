@@ -5,7 +5,8 @@ Files are named ``<pod>_<namespace>_<container>-<64 hex container id>.log``;
 other names are skipped with one debug line each. The format is detected per
 file from its first byte: ``{`` is Docker's json-file, anything else CRI
 (containerd, CRI-O). Each line becomes a packet with its own timestamp,
-severity 6 (info) for stdout and 3 (err) for stderr, facility 1 (user), and
+severity 6 (info) for stdout and 3 (err) for stderr, facility 1 (user) (with
+AKKERIS=true severity and facility 0, as the original sends them), and
 the hostname and tag of its pod (logtrain/kubenames.py: from the Kubernetes
 API, the file name meanwhile); the routes of every datasource apply to them. Reading, rotation, checkpoints and backpressure are
 the tailer's (logtrain/tailer.py).
@@ -21,6 +22,30 @@ from logtrain.inputs.base import Input
 from logtrain.kubenames import Namer, from_runtime, parse_log_name
 from logtrain.tail import CRIParser, DockerParser
 from logtrain.tailer import Tailer
+
+
+class AkkerisLines:
+    """AKKERIS=true: lines leave as the original logtrain sends them, severity
+    0 and facility 0 whatever the stream (its consumers were written for
+    that); otherwise stdout is 6 (info) and stderr 3 (err), facility 1."""
+
+    def __init__(self, parser: Any) -> None:
+        self.parser = parser
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.parser, name)  # hostname, tag, partial, splits
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("hostname", "tag"):
+            setattr(self.parser, name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def parse_batch(self, lines: list[bytes]) -> tuple[list, int]:
+        packets, bad = self.parser.parse_batch(lines)
+        for p in packets:
+            p.severity = p.facility = 0
+        return packets, bad
 
 
 class KubernetesInput(Input):
@@ -90,6 +115,7 @@ class KubernetesInput(Input):
         hostname, tag = names
 
         def make_parser(first: bytes) -> Any:
-            return (DockerParser if first == b"{" else CRIParser)(hostname, tag)
+            parser = (DockerParser if first == b"{" else CRIParser)(hostname, tag)
+            return AkkerisLines(parser) if self.rt.config.akkeris else parser
 
         return hostname, tag, make_parser
