@@ -224,7 +224,7 @@ class Tailer(RotatedFiles):
                 return None  # a rotated file already read to its end
             if entry is not None:
                 offset = entry["offset"]
-            elif self.initial and self.first_run and self.rt.config.files_start_at == "end":
+            elif self.initial and self._existed_before(f):
                 offset = f.size()
             else:
                 offset = 0
@@ -245,6 +245,20 @@ class Tailer(RotatedFiles):
         self._checkpoint(f)
         self.rt.log.debug("following file", input=self.name, path=path, offset=offset)
         return f
+
+    def _existed_before(self, f: FileFollower) -> bool:
+        """At start, a file with no checkpoint: was it there during the last
+        run (read from its end) or created since (from its start, or its lines
+        written while the agent was down would be lost)? Its inode's last
+        change tells, on Linux, where no creation time is offered. On the
+        first run ever, FILES_START_AT decides."""
+        if self.first_run:
+            return self.rt.config.files_start_at == "end"
+        try:
+            changed = os.fstat(f.fd).st_ctime
+        except OSError:
+            return False
+        return changed < (self.checkpoints.last_run or 0.0)
 
     def _rescan(self) -> None:
         """New paths are followed; a path now naming another file (or none)

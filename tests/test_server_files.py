@@ -111,3 +111,32 @@ def test_check_config_shows_the_entries(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "FILES=/var/log/a/*.log h t  (file)" in r.stdout
     time.sleep(0)
+
+
+def test_files_first_seen_at_a_restart(tmp_path):
+    """At a restart, a file with no checkpoint is read from its start when it
+    was created after the last run, and from its end when it was there then
+    (here: not followed last run, because the glob changed)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write(logs / "a.log", 0, 10)
+    write(logs / "b.log", 100, 10)  # there during the first run, not followed by it
+    out = tmp_path / "out.log"
+    env = {"FILES": f"{logs}/a.log h t", "FILES_START_AT": "beginning"}
+    a = Agent(tmp_path / "agent", env, f"h file://{out}\n").start()
+    wait_for(lambda: not missing(out, 10), 10, what="a.log")
+    a.stop()
+    time.sleep(1.1)  # inode times have a coarse clock: after the last run, clearly
+    write(logs / "c.log", 200, 10)  # created while the agent is down
+    a.env["FILES"] = f"{logs}/*.log h t"
+    a.start()
+    try:
+        wait_for(lambda: all(received(out)[f"line-{i}"] for i in range(200, 210)), 10,
+                 what="c.log from its start")
+        time.sleep(0.5)
+        assert not any(received(out)[f"line-{i}"] for i in range(100, 110)), "b.log from its start"
+        write(logs / "b.log", 110, 5)  # what it gets from now on arrives
+        wait_for(lambda: all(received(out)[f"line-{i}"] for i in range(110, 115)), 10,
+                 what="b.log's new lines")
+    finally:
+        a.stop()
