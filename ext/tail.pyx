@@ -234,6 +234,9 @@ cdef class _Joiner:
     cdef public Py_ssize_t max_join
     cdef public dict partial
     cdef public long long splits  # joined lines emitted at max_join, the rest to follow
+    cdef public int stdout_severity  # 6 (info); AKKERIS: 0, as the original sends lines
+    cdef public int stderr_severity  # 3 (err)
+    cdef public int facility  # 1 (user)
 
     def __init__(self, str hostname, str tag, Py_ssize_t max_join=1 << 20):
         self.hostname = hostname
@@ -241,6 +244,21 @@ cdef class _Joiner:
         self.max_join = max_join
         self.partial = {}
         self.splits = 0
+        self.stdout_severity = 6
+        self.stderr_severity = 3
+        self.facility = 1
+
+    cdef _packet(self, bytes stream, str t, bytes msg):
+        return Packet(self.stdout_severity if stream == b"stdout" else self.stderr_severity,
+                      self.facility, self.hostname, self.tag, t, msg.decode("utf-8", "replace"))
+
+    def flush(self):
+        """The pieces of joined lines whose end never came (the file ended:
+        rotated, or gone), each as the packet it would have been."""
+        out = [self._packet(stream, held[0], b"".join(held[1]))
+               for stream, held in self.partial.items()]
+        self.partial.clear()
+        return out
 
     cdef _piece(self, list out, bytes stream, str t, bytes msg, bint last):
         cdef tuple held = self.partial.pop(stream, None)
@@ -252,15 +270,13 @@ cdef class _Joiner:
             size += len(msg)
         else:
             if last:  # the common case: a whole line
-                out.append(Packet(6 if stream == b"stdout" else 3, 1, self.hostname, self.tag,
-                                  t, msg.decode("utf-8", "replace")))
+                out.append(self._packet(stream, t, msg))
                 return
             t0, pieces, size = t, [msg], len(msg)
         if not last and size >= self.max_join:
             self.splits += 1
         if last or size >= self.max_join:
-            out.append(Packet(6 if stream == b"stdout" else 3, 1, self.hostname, self.tag, t0,
-                              b"".join(pieces).decode("utf-8", "replace")))
+            out.append(self._packet(stream, t0, b"".join(pieces)))
         else:
             self.partial[stream] = (t0, pieces, size)
 

@@ -39,14 +39,9 @@ class PartialBudget:
     def update(self, holder: Holder, nbytes: int) -> None:
         """Records that ``holder`` now holds ``nbytes``; cuts the largest
         holders (possibly ``holder`` itself) when the total is over the limit."""
-        old = self.held.get(holder, 0)
-        if nbytes == old:
-            return
-        self.total += nbytes - old
-        if nbytes:
-            self.held[holder] = nbytes
-        else:
-            del self.held[holder]
+        if nbytes == self.held.get(holder, 0):
+            return  # the common case: nothing held before, nothing now
+        self.hold(holder, nbytes)
         if self.total > self.limit:
             self._cut()
 

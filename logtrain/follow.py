@@ -29,7 +29,7 @@ from typing import Any
 
 from logtrain.drain import Ack
 from logtrain.packet import Packet
-from logtrain.tail import FACILITY, SEVERITY, LineSplitter
+from logtrain.tail import LineSplitter
 
 READ_SIZE = 64 << 10
 FINGERPRINT_BYTES = 256
@@ -184,11 +184,8 @@ class FileFollower:
         packets: list[Packet] = []
         if rest:
             packets, _ = self.parser.parse_batch([rest])
-        # pieces of a joined line whose end never came: emit what there is
-        for stream in list(self.parser.partial):
-            t0, pieces, _ = self.parser.partial.pop(stream)
-            packets.append(Packet(SEVERITY[stream], FACILITY, self.parser.hostname,
-                                  self.parser.tag, t0, b"".join(pieces).decode("utf-8", "replace")))
+        if self.parser.partial:  # pieces of a joined line whose end never came
+            packets = packets + self.parser.flush()
         self.safe = self.pos
         self.done = True
         return packets or None

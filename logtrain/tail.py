@@ -77,6 +77,21 @@ class _JoinerPy:
         self.max_join = max_join
         self.splits = 0  # joined lines emitted at max_join, the rest to follow
         self.partial: dict[bytes, tuple[str, list[bytes], int]] = {}
+        self.stdout_severity = SEVERITY[b"stdout"]  # AKKERIS: 0, as the original sends lines
+        self.stderr_severity = SEVERITY[b"stderr"]
+        self.facility = FACILITY
+
+    def _packet(self, stream: bytes, t: str, msg: bytes) -> Packet:
+        sev = self.stdout_severity if stream == b"stdout" else self.stderr_severity
+        return Packet(sev, self.facility, self.hostname, self.tag, t, msg.decode("utf-8", "replace"))
+
+    def flush(self) -> list[Packet]:
+        """The pieces of joined lines whose end never came (the file ended:
+        rotated, or gone), each as the packet it would have been."""
+        out = [self._packet(stream, t0, b"".join(pieces))
+               for stream, (t0, pieces, _) in self.partial.items()]
+        self.partial.clear()
+        return out
 
     def _piece(self, out: list[Packet], stream: bytes, t: str, msg: bytes, last: bool) -> None:
         held = self.partial.pop(stream, None)
@@ -89,8 +104,7 @@ class _JoinerPy:
         if not last and size >= self.max_join:
             self.splits += 1
         if last or size >= self.max_join:
-            out.append(Packet(SEVERITY[stream], FACILITY, self.hostname, self.tag, t0,
-                              b"".join(pieces).decode("utf-8", "replace")))
+            out.append(self._packet(stream, t0, b"".join(pieces)))
         else:
             self.partial[stream] = (t0, pieces, size)
 

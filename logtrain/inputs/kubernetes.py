@@ -24,30 +24,6 @@ from logtrain.tail import CRIParser, DockerParser
 from logtrain.tailer import Tailer
 
 
-class AkkerisLines:
-    """AKKERIS=true: lines leave as the original logtrain sends them, severity
-    0 and facility 0 whatever the stream (its consumers were written for
-    that); otherwise stdout is 6 (info) and stderr 3 (err), facility 1."""
-
-    def __init__(self, parser: Any) -> None:
-        self.parser = parser
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.parser, name)  # hostname, tag, partial, splits
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("hostname", "tag"):
-            setattr(self.parser, name, value)
-        else:
-            object.__setattr__(self, name, value)
-
-    def parse_batch(self, lines: list[bytes]) -> tuple[list, int]:
-        packets, bad = self.parser.parse_batch(lines)
-        for p in packets:
-            p.severity = p.facility = 0
-        return packets, bad
-
-
 class KubernetesInput(Input):
     name = "kubernetes"
 
@@ -116,6 +92,10 @@ class KubernetesInput(Input):
 
         def make_parser(first: bytes) -> Any:
             parser = (DockerParser if first == b"{" else CRIParser)(hostname, tag)
-            return AkkerisLines(parser) if self.rt.config.akkeris else parser
+            if self.rt.config.akkeris:
+                # as the original sends every container line; its consumers
+                # were written for that
+                parser.stdout_severity = parser.stderr_severity = parser.facility = 0
+            return parser
 
         return hostname, tag, make_parser
