@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
+from logtrain.urls import scrub
+
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -294,7 +296,7 @@ class KubeClient:
     def _scrub(self, text: str) -> str:
         # belt and braces: a server (or proxy) that echoes the request
         # must not put the token in our log
-        return text.replace(self._token, "****") if self._token else text
+        return scrub(text, [self._token])
 
     def close(self) -> None:
         self._pool.clear()
