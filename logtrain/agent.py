@@ -32,24 +32,25 @@ class Agent:
         self.datasources: list[Any] = []
         self.closers: list[Any] = []  # closed last, after the drains
         self.stopping = Event()
+        self.loading_routes = False
 
     def start(self) -> None:
         """Starts everything; raises ConfigError for what the configuration got wrong."""
         rt, cfg = self.rt, self.rt.config
+        # Inputs listen before the routes are loaded (in slices that yield):
+        # lines that come first wait for them (Router.loading), bounded.
+        static = pgds = None
+        self.http.starting = lambda: "loading routes" if self.loading_routes else None
+        self.loading_routes = True
         if cfg.routes_file:
-            ds = StaticRoutes(rt, self.router, cfg.routes_file)
-            errors = ds.load()
-            if errors:
-                raise ConfigError("ROUTES_FILE: " + "; ".join(errors))
-            self.datasources.append(ds)
+            static = StaticRoutes(rt, self.router, cfg.routes_file)
+            self.router.loading(static.source)
+            self.datasources.append(static)
         if cfg.postgres:
             from logtrain.datasources.postgres import PostgresRoutes
 
             pgds = PostgresRoutes(rt, self.router, cfg.database_url)
-            error = pgds.load()
-            if error:
-                rt.log.error("postgres datasource unavailable at start; retrying in the "
-                             "background", database=pgds.safe_url, error=error)
+            self.router.loading(pgds.source)
             self.datasources.append(pgds)
         if cfg.api_token:
             from logtrain.api import RoutesAPI
@@ -89,6 +90,18 @@ class Agent:
             self.http.start()
         except OSError as e:
             raise ConfigError(f"HTTP_PORT: cannot listen on {cfg.bind_address}:{cfg.http_port}: {e.strerror or e}") from None
+        if static is not None:
+            errors = static.load()
+            if errors:
+                raise ConfigError("ROUTES_FILE: " + "; ".join(errors))
+            self.router.loaded(static.source)
+        if pgds is not None:
+            error = pgds.load()
+            if error:
+                rt.log.error("postgres datasource unavailable at start; retrying in the "
+                             "background", database=pgds.safe_url, error=error)
+            self.router.loaded(pgds.source)
+        self.loading_routes = False
         for ds in self.datasources:
             ds.start()
         if cfg.stats_interval:
@@ -96,16 +109,18 @@ class Agent:
         rt.log.info("logtrain started", version=__version__,
                     inputs=",".join(i.describe() for i in self.inputs),
                     datasources=",".join(d.describe() for d in self.datasources),
-                    routes=len(self.router.routes), http_port=cfg.http_port)
+                    routes=self.router.route_count(), http_port=cfg.http_port)
 
     def run(self) -> int:
+        # before start(): inputs listen while the routes load, and a SIGTERM
+        # then must stop the agent as it would later
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(sig, self.stop, sig)
         try:
             self.start()
         except ConfigError:
             self.shutdown(quiet=True)
             raise
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            gevent.signal_handler(sig, self.stop, sig)
         self.stopping.wait()
         self.shutdown()
         return 0

@@ -101,6 +101,8 @@ class HTTPServer:
         self.budget = rt.partial  # shared with every input's connections
         self.max_head = cfg.http_max_header_size
         self.scratch = bytearray(READ)  # where lingering connections discard what they read
+        # set by the agent: what it is still doing before it is ready (None: ready)
+        self.starting: Callable[[], str | None] = lambda: None
         self.add("/health", ("GET",), self._health)
         rt.metrics.gauge("logtrain_input_connections", lambda: len(self.conns), input="http")
         rt.metrics.gauge("logtrain_input_partial_bytes", lambda: self.budget.total)
@@ -113,6 +115,9 @@ class HTTPServer:
             return json_response("200 OK" if ok else "503 Service Unavailable",
                                  {"status": "ok" if ok else "failing", "tasks": tasks})
         if ok:
+            doing = self.starting()
+            if doing:
+                return "503 Service Unavailable", [], f"starting: {doing}\n".encode()
             return "200 OK", [], b"ok\n"
         failing = ", ".join(n for n, t in tasks.items() if t["state"] == "failing")
         return "503 Service Unavailable", [], f"failing: {failing} keeps crashing\n".encode()

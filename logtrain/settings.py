@@ -100,6 +100,11 @@ SETTINGS: list[Setting] = [
       "routes", path=True, role="datasource"),
     S("ROUTES_RELOAD_INTERVAL", "float", 0.5, "seconds between checks of ROUTES_FILE for changes",
       "routes", low=0.01),
+    S("ROUTES_STARTUP_WAIT", "float", 30.0,
+      "seconds lines for hostnames without a route wait at start while datasources load "
+      "their routes (then they are dead packets)", "routes", low=0.0),
+    S("ROUTES_STARTUP_BUFFER", "size", 4 << 20,
+      "bytes of such early lines held at most (beyond: dead packets, counted)", "routes", low=0),
     S("POSTGRES", "bool", False, "routes from the Postgres drains table", "routes",
       needs=("DATABASE_URL",), role="datasource"),
     S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", "routes", secret=True, dsn=True,

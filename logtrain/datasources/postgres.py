@@ -31,6 +31,7 @@ from logtrain.urls import mask_dsn, mask_url
 
 CHANNELS = ("drains.insert", "drains.update", "drains.delete")
 KEEPALIVE = 30.0  # seconds of silence before the LISTEN connection is checked
+SLICE = 250  # rows applied between two yields to the other greenlets (inputs, /health)
 
 # NOTIFY payloads are limited to 8000 bytes; a row with a long endpoint (a ?ca=
 # certificate) is announced by its id alone and read back by the agent.
@@ -217,9 +218,14 @@ class PostgresRoutes:
                     cur.execute("select 1")
                 continue
             conn.poll()
+            # A storm (10,000 inserts in one transaction) arrives at once:
+            # apply it in slices, yielding between them.
             while conn.notifies:
-                n = conn.notifies.pop(0)
-                self._notified(n.channel, n.payload)
+                batch = conn.notifies[:SLICE]
+                del conn.notifies[:SLICE]
+                for n in batch:
+                    self._notified(n.channel, n.payload)
+                gevent.sleep(0)
 
     # ----------------------------------------------------------------- changes
 
@@ -251,11 +257,17 @@ class PostgresRoutes:
         return (row[0], row[1]) if row else None
 
     def _reconcile(self, rows: dict[str, tuple[str, str]]) -> None:
+        """Makes the routes in effect those of ``rows``, in slices that yield."""
         before = len(self.rows)
-        for d in [d for d in list(self.rows) + list(self.invalid) if d not in rows]:
+        gone = [d for d in list(self.rows) + list(self.invalid) if d not in rows]
+        for i, d in enumerate(gone):
             self.apply(d, None)
-        for d, row in rows.items():
+            if i % SLICE == SLICE - 1:
+                gevent.sleep(0)
+        for i, (d, row) in enumerate(rows.items()):
             self.apply(d, row)
+            if i % SLICE == SLICE - 1:
+                gevent.sleep(0)
         self.rt.log.info("postgres routes loaded", database=self.safe_url, routes=len(self.rows),
                          invalid=len(self.invalid), previously=before)
 

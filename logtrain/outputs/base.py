@@ -60,6 +60,15 @@ class Output:
         self.url = url
         self.rt = rt
 
+    @classmethod
+    def check(cls, url: DrainURL, rt: Runtime) -> tuple[str, int, str] | None:
+        """Validates ``url`` for this scheme (ValueError: why not) and returns
+        what ``destination`` would, without building anything that does I/O
+        or loads certificates: a route is admitted with this, and its output
+        is built only when its drain is first used. Outputs whose constructor
+        is that cheap keep this default."""
+        return cls(url, rt).destination()
+
     def encode(self, packets: list[Packet]) -> tuple[Any, int]:
         """The batch as one item and its size in bytes."""
         raise NotImplementedError

@@ -80,6 +80,10 @@ class _HTTPOutput(Output):
             retries=False,
         )
         if scheme == "https":
+            from logtrain import tls
+
+            # one context per trust configuration for all https drains
+            kw.update(ssl_context=tls.client_context(url, "https"))
             if self.insecure:
                 kw.update(cert_reqs="CERT_NONE", assert_hostname=False)
             self.pool = urllib3.HTTPSConnectionPool(url.host, url.port or 443, **kw)
@@ -89,6 +93,18 @@ class _HTTPOutput(Output):
 
     def destination(self) -> tuple[str, int, str]:
         return self.pool.host, self.pool.port, "tcp"
+
+    @classmethod
+    def check(cls, url: DrainURL, rt: Runtime) -> tuple[str, int, str]:
+        """What the constructor checks, without urllib3 (an import of its
+        own) or a pool: the pool is built when the drain is first used."""
+        if not url.host:
+            raise ValueError("no host in the URL")
+        url.flag("insecure")
+        if "framing" in cls.own_options:
+            url.octet_framing()
+        https = url.scheme.removeprefix("syslog+") == "https"
+        return url.host, url.port or (443 if https else 80), "tcp"
 
     own_options: tuple[str, ...] = ("insecure",)
 
