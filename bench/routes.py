@@ -45,7 +45,7 @@ CA_B64 = None  # set in main(): a real CA certificate (openssl), base64 of its P
 
 
 def drain_url(i: int) -> str:
-    port = 20000 + i % 30000
+    port = 1024 + i % 8000  # below the ports tests and benchmarks listen on (peers.free_port)
     k = i % 3
     if k == 0:
         return f"syslog+tls://127.0.0.2:{port}/?ca={CA_B64}" if i % 2 else \
@@ -222,9 +222,10 @@ def lookup_child(kind: str, n: int) -> float:
     return statistics.median(times) * 1e6
 
 
-def fmt(v: float | None, unit: str, timeout: float, digits: int = 2) -> str:
+def fmt(v: float | None, unit: str, timeout: float | None, digits: int = 2) -> str:
+    """``v`` with its unit; ">T s" when it took over the timeout, "-" when not measured."""
     if v is None:
-        return f">{timeout:g}{unit}"
+        return "-" if timeout is None else f">{timeout:g}s"
     return f"{v:.{digits}f}{unit}"
 
 
@@ -254,8 +255,8 @@ def main() -> None:
                 per = f'{(r["rss_kib"] - base["rss_kib"]) * 1024 / (n - BASE):.0f}'
             lk = lookup_us(kind, n, args.timeout)
             print(f"{n:>7} {kind:>5} {fmt(r['start'], 's', args.timeout):>9} "
-                  f"{fmt(r['reload'], 's', args.timeout):>9} "
-                  f"{(r['rss_kib'] or 0) / 1024:>8.1f} "
+                  f"{fmt(r['reload'], 's', args.timeout if r['start'] else None):>9} "
+                  f"{fmt(r['rss_kib'] and r['rss_kib'] / 1024, '', None, 1):>8} "
                   f"{per if per is not None else '-':>8} "
                   f"{fmt(lk, 'us', args.timeout, 1):>9}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
