@@ -14,6 +14,7 @@ launched:
            of that route's hostname at the sink (ROUTES_RELOAD_INTERVAL=0.2 s
            is part of it);
 * B/route: (resident memory with N routes - with 3) / (N - 3), after reload;
+* text:    of which the route's own text (its hostname and URL strings);
 * lookup:  in a child process, a Router holding the same N routes resolves
            2,000 hostnames it has never seen (none of them routed, so every
            glob is a candidate): the median microseconds per hostname.
@@ -47,8 +48,8 @@ CA_B64 = None  # set in main(): a real CA certificate (openssl), base64 of its P
 def drain_url(i: int) -> str:
     port = 1024 + i % 8000  # below the ports tests and benchmarks listen on (peers.free_port)
     k = i % 3
-    if k == 0:
-        return f"syslog+tls://127.0.0.2:{port}/?ca={CA_B64}" if i % 2 else \
+    if k == 0:  # a few carry their own CA (1.6 KB of base64 in the URL)
+        return f"syslog+tls://127.0.0.2:{port}/?ca={CA_B64}" if i % 300 == 3 else \
             f"syslog+tls://127.0.0.2:{port}/"
     if k == 1:
         return f"syslog+tcp://127.0.0.2:{port}/"
@@ -222,6 +223,12 @@ def lookup_child(kind: str, n: int) -> float:
     return statistics.median(times) * 1e6
 
 
+def text_bytes(kind: str, n: int) -> float:
+    """Bytes of the hostname and URL strings of the average route."""
+    pairs = [line.split() for line in routes_text(kind, n, 9).splitlines()]
+    return sum(sys.getsizeof(h) + sys.getsizeof(u) for h, u in pairs) / len(pairs)
+
+
 def fmt(v: float | None, unit: str, timeout: float | None, digits: int = 2) -> str:
     """``v`` with its unit; ">T s" when it took over the timeout, "-" when not measured."""
     if v is None:
@@ -245,7 +252,7 @@ def main() -> None:
                     "-out", str(work / "ca.pem")], check=True, capture_output=True)
     CA_B64 = base64.b64encode((work / "ca.pem").read_bytes()).decode()
     print(f"{'routes':>7} {'kind':>5} {'start':>9} {'reload':>9} {'RSS MiB':>8} "
-          f"{'B/route':>8} {'lookup':>9}", flush=True)
+          f"{'B/route':>8} {'text':>5} {'lookup':>9}", flush=True)
     for kind in args.kinds.split(","):
         base = run_agent(work, kind, BASE, args.timeout)
         for n in sizes:
@@ -257,7 +264,7 @@ def main() -> None:
             print(f"{n:>7} {kind:>5} {fmt(r['start'], 's', args.timeout):>9} "
                   f"{fmt(r['reload'], 's', args.timeout if r['start'] else None):>9} "
                   f"{fmt(r['rss_kib'] and r['rss_kib'] / 1024, '', None, 1):>8} "
-                  f"{per if per is not None else '-':>8} "
+                  f"{per if per is not None else '-':>8} {text_bytes(kind, n):>5.0f} "
                   f"{fmt(lk, 'us', args.timeout, 1):>9}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
 

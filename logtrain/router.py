@@ -46,7 +46,7 @@ class Router:
         self._drain_factory = drain_factory or self._new_drain
         # source -> hostname (lower case, or glob) -> url, or {url: times added}
         self.tables: dict[str, dict[str, str | dict[str, int]]] = {}
-        self.globs = routetable.GlobIndex()  # the union of every source's globs
+        self.globs = routetable.GlobIndex(self.tables)  # every source's globs
         self.url_refs: dict[str, int] = {}
         self.trusted_refs: dict[str, int] = {}  # url -> routes from trusted sources
         self.drains: dict[str, Drain] = {}
@@ -98,9 +98,9 @@ class Router:
         table = self.tables.get(source)
         if table is None:
             table = self.tables[source] = {}
+        if routetable.is_glob(h) and not any(h in t for t in self.tables.values()):
+            self.globs.add(h)
         routetable.add(table, h, url)
-        if routetable.is_glob(h):
-            self.globs.add(h, url)
         self.url_refs[url] = self.url_refs.get(url, 0) + 1
         self._count += 1
         self._cache.clear()
@@ -112,8 +112,8 @@ class Router:
             return False
         if not table:
             del self.tables[source]
-        if routetable.is_glob(h):
-            self.globs.remove(h, url)
+        if routetable.is_glob(h) and not any(h in t for t in self.tables.values()):
+            self.globs.remove(h)
         self._count -= 1
         if self.policy.trusted(source):
             self.trusted_refs[url] -= 1

@@ -88,10 +88,13 @@ def _head(p: str) -> str:
 
 
 class GlobIndex:
-    """Glob patterns (lower case) and the URLs each routes to."""
+    """The index of the glob patterns (lower case) present in ``tables`` (the
+    router's per-source tables, pattern -> url(s)): the URLs are read from
+    there, so a glob costs the index one slot more than an exact route."""
 
-    def __init__(self) -> None:
-        self.patterns: dict[str, str | dict[str, int]] = {}  # pattern -> url(s)
+    def __init__(self, tables: dict[str, dict]) -> None:
+        self.tables = tables
+        self.count = 0
         self._tails: dict[str, str | list[str]] = {}  # literal tail -> pattern(s)
         self._tail_lens: dict[int, int] = {}  # length -> how many tails have it
         self._heads: dict[str, str | list[str]] = {}  # globs ending in a wildcard
@@ -100,20 +103,18 @@ class GlobIndex:
         self._regex: dict[str, re.Pattern] = {}
 
     def __len__(self) -> int:
-        return len(self.patterns)
+        return self.count
 
-    def add(self, pattern: str, url: str) -> None:
-        if pattern not in self.patterns:
-            self._index(pattern, True)
-        add(self.patterns, pattern, url)
+    def add(self, pattern: str) -> None:
+        """``pattern`` has appeared in the tables."""
+        self._index(pattern, True)
+        self.count += 1
 
-    def remove(self, pattern: str, url: str) -> bool:
-        if not remove(self.patterns, pattern, url):
-            return False
-        if pattern not in self.patterns:
-            self._index(pattern, False)
-            self._regex.pop(pattern, None)
-        return True
+    def remove(self, pattern: str) -> None:
+        """``pattern`` is in none of the tables any more."""
+        self._index(pattern, False)
+        self._regex.pop(pattern, None)
+        self.count -= 1
 
     def _index(self, p: str, on: bool) -> None:
         tail = _tail(p)
@@ -128,6 +129,12 @@ class GlobIndex:
         else:
             self._other.remove(p)
 
+    def _urls(self, p: str, out: set[str]) -> None:
+        for t in self.tables.values():
+            v = t.get(p)
+            if v is not None:
+                out.update(urls(v))
+
     def match(self, h: str, out: set[str]) -> None:
         """Adds to ``out`` the URLs of every glob matching hostname ``h``
         (lower case)."""
@@ -140,7 +147,7 @@ class GlobIndex:
                     if v is not None:
                         for p in ((v,) if type(v) is str else v):
                             if (len(p) == k + 1 and p[0] == "*") or self._full(p, h):
-                                out.update(urls(self.patterns[p]))
+                                self._urls(p, out)
         if self._head_lens:
             heads = self._heads
             for k in self._head_lens:
@@ -149,10 +156,10 @@ class GlobIndex:
                     if v is not None:
                         for p in ((v,) if type(v) is str else v):
                             if (len(p) == k + 1 and p[-1] == "*") or self._full(p, h):
-                                out.update(urls(self.patterns[p]))
+                                self._urls(p, out)
         for p in self._other:
             if self._full(p, h):
-                out.update(urls(self.patterns[p]))
+                self._urls(p, out)
 
     def _full(self, p: str, h: str) -> bool:
         r = self._regex.get(p)
