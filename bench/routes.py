@@ -29,17 +29,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from peers import Agent, free_port  # noqa: E402
+from route_probe import Sender, Sink, wait_first  # noqa: E402
 
 BASE = 3  # routes of the baseline agent (one of each drain kind)
 CA_B64 = None  # set in main(): a real CA certificate (openssl), base64 of its PEM
@@ -68,72 +67,12 @@ def routes_text(kind: str, n: int, sink: int, extra: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-class Sink:
-    """A TCP receiver recording when it first sees each hostname."""
-
-    def __init__(self) -> None:
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        self.first: dict[str, float] = {}
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            c, _ = self.srv.accept()
-            threading.Thread(target=self._read, args=(c,), daemon=True).start()
-
-    def _read(self, c: socket.socket) -> None:
-        buf = b""
-        while data := c.recv(65536):
-            now = time.monotonic()
-            buf += data
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                parts = line.split(b" ", 3)
-                if len(parts) > 2:
-                    self.first.setdefault(parts[2].decode(), now)
-
-
-class Sender:
-    """Writes a line for each of ``hosts`` every 10 ms, reconnecting as needed."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.hosts: list[str] = []
-        self.stop = False
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        s = None
-        while not self.stop:
-            try:
-                if s is None:
-                    s = socket.create_connection(("127.0.0.1", self.port), timeout=1)
-                for h in list(self.hosts):
-                    s.sendall(f"<14>1 2026-11-25T00:00:00Z {h} bench - - - probe\n".encode())
-            except OSError:
-                if s is not None:
-                    s.close()
-                s = None
-            time.sleep(0.01)
-
-
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def wait_first(sink: Sink, host: str, since: float, timeout: float) -> float | None:
-    deadline = since + timeout
-    while time.monotonic() < deadline:
-        t = sink.first.get(host)
-        if t is not None:
-            return t - since
-        time.sleep(0.005)
-    return None
 
 
 def run_agent(work: Path, kind: str, n: int, timeout: float) -> dict:
