@@ -33,8 +33,9 @@ MAX_HOSTNAME = 255
 
 def check_hostname(host: object) -> None:
     """The one rule for a route's hostname (or glob); ValueError says why."""
+    # isprintable() is False for every whitespace character but the space
     if (not isinstance(host, str) or not host or len(host) > MAX_HOSTNAME
-            or any(c.isspace() or not c.isprintable() for c in host)):
+            or not host.isprintable() or " " in host):
         raise ValueError("hostname must be a string of 1-255 printable characters without "
                          "spaces (a glob such as *.example is allowed)")
 

@@ -182,8 +182,8 @@ _SAFE_PARSE_ERRORS = ("Port out of range 0-65535", "Invalid IPv6 URL")
 class DrainURL:
     """A parsed drain URL: scheme, host, port, path, query options."""
 
-    __slots__ = ("raw", "scheme", "host", "port", "path", "query", "username", "password", "safe",
-                 "secrets")
+    __slots__ = ("raw", "scheme", "host", "port", "path", "query", "username", "password",
+                 "_masked")
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
@@ -207,7 +207,23 @@ class DrainURL:
         self.query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.username = parts.username
         self.password = parts.password
-        self.safe, self.secrets = _mask_uri(raw, _drain_option_harmless, token_paths=True)
+        self._masked: tuple[str, list[str]] | None = None  # (safe, secrets), made when first asked
+
+    @property
+    def safe(self) -> str:
+        """The URL with every credential masked, for logs, metrics and answers."""
+        return self._mask()[0]
+
+    @property
+    def secrets(self) -> list[str]:
+        return self._mask()[1]
+
+    def _mask(self) -> tuple[str, list[str]]:
+        # Not in __init__: thousands of routes are admitted without ever being logged.
+        m = self._masked
+        if m is None:
+            m = self._masked = _mask_uri(self.raw, _drain_option_harmless, token_paths=True)
+        return m
 
     def scrub(self, text: str) -> str:
         """``text`` (an error message) without this URL's credentials."""
