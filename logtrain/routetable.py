@@ -68,6 +68,16 @@ def remove(table: dict, key: str, url: str) -> bool:
     return True
 
 
+def count(table: dict, key: str, url: str) -> int:
+    """How many routes ``key`` -> ``url`` the table holds."""
+    v = table.get(key)
+    if v is None:
+        return 0
+    if type(v) is str:
+        return 1 if v == url else 0
+    return v.get(url, 0)
+
+
 def urls(v: str | dict[str, int]) -> Iterable[str]:
     return (v,) if type(v) is str else v.keys()
 

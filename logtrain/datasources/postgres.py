@@ -141,7 +141,15 @@ class PostgresRoutes:
         raising, because the agent runs on (and retries) without the database."""
         try:
             with gevent.Timeout(timeout):
-                self._connect_and_load()
+                rows = self._connect()
+        except BaseException as e:
+            if not pg.is_connection_error(e) and not isinstance(e, pg.psycopg2().Error):
+                raise
+            self._disconnected()
+            return pg.describe(e, self.url)
+        # outside the timeout: a large table takes its time, in slices that yield
+        try:
+            self._reconcile(rows)
             return None
         except BaseException as e:
             if not pg.is_connection_error(e) and not isinstance(e, pg.psycopg2().Error):
@@ -189,6 +197,10 @@ class PostgresRoutes:
                 gevent.sleep(delay)
 
     def _connect_and_load(self) -> None:
+        self._reconcile(self._connect())
+
+    def _connect(self) -> dict[str, tuple[str, str]]:
+        """Connects, LISTENs and reads every row."""
         conn = pg.connect(self.url)
         try:
             with conn.cursor() as cur:
@@ -206,7 +218,7 @@ class PostgresRoutes:
             raise
         self.conn = conn
         self.connected = True
-        self._reconcile(rows)
+        return rows
 
     def _listen(self) -> None:
         conn = self.conn

@@ -12,15 +12,14 @@ the routes in effect until it is back.
 from __future__ import annotations
 
 import os
-from collections import Counter
 
 import gevent
 
+from logtrain import routetable
 from logtrain.router import Router
 from logtrain.runtime import Runtime
 from logtrain.urls import mask_url
 
-Route = tuple[str, str]
 SOURCE = "file"  # the trust policy's name for this datasource
 SLICE = 500  # routes checked or applied between two yields to the other greenlets
 
@@ -73,7 +72,9 @@ class StaticRoutes:
         self.router = router
         self.path = path
         self.source = "file:" + path
-        self.current: Counter[Route] = Counter()
+        # the routes in effect: hostname -> url, or {url: lines naming it}
+        self.current: dict[str, str | dict[str, int]] = {}
+        self.changes = (0, 0)  # routes added and removed by the last load
         self.stamp: tuple | None = None
 
     def describe(self) -> str:
@@ -85,28 +86,38 @@ class StaticRoutes:
         routes, errors = check_routes(self.path, self.router)
         if self.stamp is None and not routes:
             return errors  # the file is gone: keep what is in effect
-        wanted = Counter((host, url) for _, host, url in routes)
-        removed = self.current - wanted
-        added = wanted - self.current
-        done = 0
-        for (host, url), k in removed.items():
-            for _ in range(k):
-                self.router.remove_route(self.source, host, url)
-                self.current[(host, url)] -= 1
-                done += 1
-                if done % SLICE == 0:
-                    gevent.sleep(0)
-        for (host, url), k in added.items():
-            for _ in range(k):
-                self.router.add_route(self.source, host, url, checked=True)
-                self.current[(host, url)] += 1
-                done += 1
-                if done % SLICE == 0:
-                    gevent.sleep(0)
-        self.current = wanted
+        wanted: dict[str, str | dict[str, int]] = {}  # as the router stores them: compact
+        for _, host, url in routes:
+            routetable.add(wanted, host, url)
+        del routes
+        current = self.current
+        changes = [0, 0]  # added, removed
+
+        def step() -> None:
+            if (changes[0] + changes[1]) % SLICE == 0:
+                gevent.sleep(0)  # a large change must not hold up inputs or /health
+
+        for host, v in list(current.items()):
+            for url, k in routetable.counts(v):
+                for _ in range(k - routetable.count(wanted, host, url)):
+                    self.router.remove_route(self.source, host, url)
+                    routetable.remove(current, host, url)
+                    changes[1] += 1
+                    step()
+        for host, v in wanted.items():
+            for url, k in routetable.counts(v):
+                for _ in range(k - routetable.count(current, host, url)):
+                    self.router.add_route(self.source, host, url, checked=True)
+                    routetable.add(current, host, url)
+                    changes[0] += 1
+                    step()
+        self.changes = (changes[0], changes[1])
         if errors:
             self.rt.metrics.inc("logtrain_route_errors_total", len(errors), source="file")
         return errors
+
+    def route_count(self) -> int:
+        return sum(k for v in self.current.values() for _, k in routetable.counts(v))
 
     def start(self) -> None:
         self.rt.tasks.spawn(self.source, self._watch)
@@ -114,7 +125,8 @@ class StaticRoutes:
     def listing(self) -> list[dict]:
         """The routes in effect, for GET /routes (read-only: edit the file)."""
         return [{"hostname": h, "endpoint": mask_url(u), "source": "file"}
-                for (h, u), k in sorted(self.current.items()) for _ in range(k)]
+                for h, v in sorted(self.current.items()) for u, k in sorted(routetable.counts(v))
+                for _ in range(k)]
 
     def stop(self) -> None:
         self.rt.tasks.stop(self.source)
@@ -137,10 +149,8 @@ class StaticRoutes:
                 log.warning("routes file is gone; keeping the routes in effect", path=self.path)
                 self.stamp = None
                 continue
-            before = self.current.copy()
             errors = self.load()
             for e in errors:
                 log.warning("skipped route", error=e)
-            log.info("routes file reloaded", path=self.path, routes=sum(self.current.values()),
-                     added=sum((self.current - before).values()),
-                     removed=sum((before - self.current).values()), errors=len(errors))
+            log.info("routes file reloaded", path=self.path, routes=self.route_count(),
+                     added=self.changes[0], removed=self.changes[1], errors=len(errors))
