@@ -12,6 +12,7 @@ the routes in effect until it is back.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import gevent
 
@@ -24,45 +25,74 @@ SOURCE = "file"  # the trust policy's name for this datasource
 SLICE = 500  # routes checked or applied between two yields to the other greenlets
 
 
+_SYNTAX = "expected 'HOSTNAME-OR-GLOB DRAIN-URL' (two fields separated by spaces)"
+
+
+def _fields(line: str) -> tuple[str, str] | str | None:
+    """A line's (host, url), the reason it is not one, or None (blank, comment)."""
+    fields = line.split()
+    if not fields or fields[0].startswith("#"):
+        return None
+    if len(fields) > 2 and fields[2].startswith("#"):
+        fields = fields[:2]  # a trailing comment
+    if len(fields) != 2:
+        return _SYNTAX
+    return fields[0], fields[1]
+
+
 def parse_routes(text: str) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
     """Routes as (line number, host, url), and errors as (line number, reason).
     Only the syntax is checked here; URLs are checked by ``check_routes``."""
     routes, errors = [], []
     for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split()
-        if len(fields) > 2 and fields[2].startswith("#"):
-            fields = fields[:2]  # a trailing comment
-        if len(fields) != 2:
-            errors.append((n, "expected 'HOSTNAME-OR-GLOB DRAIN-URL' (two fields separated by spaces)"))
-            continue
-        routes.append((n, fields[0], fields[1]))
+        f = _fields(line)
+        if isinstance(f, tuple):
+            routes.append((n, *f))
+        elif f is not None:
+            errors.append((n, f))
     return routes, errors
 
 
+def read_routes(path: str, router: Router) -> Iterator[tuple[int, str, str] | str]:
+    """The routes of the file, read line by line (a large file is never held
+    whole) and fully validated through ``router`` (hostnames, drain URLs, the
+    trust policy; refusals counted and logged), as (line number, host, url),
+    and its errors as 'PATH:LINE: reason' strings. Raises OSError or
+    UnicodeDecodeError when the file cannot be read; yields to the other
+    greenlets every SLICE lines."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if n % SLICE == 0:
+                gevent.sleep(0)  # a large file must not hold up inputs or /health
+            fields = _fields(line)
+            if fields is None:
+                continue
+            if isinstance(fields, str):
+                yield f"{path}:{n}: {fields}"
+                continue
+            host, url = fields
+            try:
+                router.check_route(SOURCE, host, url)
+            except ValueError as e:
+                yield f"{path}:{n}: route {host} -> {mask_url(url)}: {e}"
+                continue
+            yield n, host, url
+
+
+def _unreadable(path: str, e: OSError | UnicodeDecodeError) -> str:
+    return f"{path}: {getattr(e, 'strerror', None) or e}"
+
+
 def check_routes(path: str, router: Router) -> tuple[list[tuple[int, str, str]], list[str]]:
-    """Reads and fully validates a routes file through ``router`` (hostnames,
-    drain URLs, the trust policy; refusals counted and logged); errors are
-    'PATH:LINE: reason' strings."""
+    """Reads and fully validates a routes file (see read_routes): its routes,
+    and its errors as 'PATH:LINE: reason' strings."""
+    good: list[tuple[int, str, str]] = []
+    msgs: list[str] = []
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        for item in read_routes(path, router):
+            (msgs if isinstance(item, str) else good).append(item)
     except (OSError, UnicodeDecodeError) as e:
-        return [], [f"{path}: {getattr(e, 'strerror', None) or e}"]
-    routes, errors = parse_routes(text)
-    msgs = [f"{path}:{n}: {reason}" for n, reason in errors]
-    good = []
-    for i, (n, host, url) in enumerate(routes):
-        if i % SLICE == SLICE - 1:
-            gevent.sleep(0)  # a large file must not hold up inputs or /health
-        try:
-            router.check_route(SOURCE, host, url)
-        except ValueError as e:
-            msgs.append(f"{path}:{n}: route {host} -> {mask_url(url)}: {e}")
-            continue
-        good.append((n, host, url))
+        return [], [_unreadable(path, e)]
     return good, msgs
 
 
@@ -83,13 +113,17 @@ class StaticRoutes:
     def load(self) -> list[str]:
         """Applies the file now; returns the errors of the lines it skipped."""
         self.stamp = self._stamp()
-        routes, errors = check_routes(self.path, self.router)
-        if self.stamp is None and not routes:
-            return errors  # the file is gone: keep what is in effect
         wanted: dict[str, str | dict[str, int]] = {}  # as the router stores them: compact
-        for _, host, url in routes:
-            routetable.add(wanted, host, url)
-        del routes
+        errors: list[str] = []
+        try:
+            for item in read_routes(self.path, self.router):
+                if isinstance(item, str):
+                    errors.append(item)
+                else:
+                    routetable.add(wanted, item[1], item[2])
+        except (OSError, UnicodeDecodeError) as e:
+            self.rt.metrics.inc("logtrain_route_errors_total", source="file")
+            return [_unreadable(self.path, e)]  # gone or unreadable: keep what is in effect
         current = self.current
         changes = [0, 0]  # added, removed
 
