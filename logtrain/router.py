@@ -23,6 +23,7 @@ from logtrain.outputs import check_url, create_output
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
 from logtrain.trust import Guard, Policy, Refused, kind
+from logtrain.urls import mask_url
 
 _CACHE_MAX = 8192  # hostnames whose drains are remembered (least recently used go first)
 _HOLD_OVERHEAD = 200  # bytes a held packet costs beyond its message
@@ -168,7 +169,12 @@ class Router:
         for url in sorted(found):
             d = self.drains.get(url)
             if d is None:
-                d = self.drains[url] = self._drain_factory(url)
+                try:
+                    d = self._drain_factory(url)
+                except ValueError as e:  # admitted by Output.check, refused when built
+                    self._unbuildable(url, e)
+                    continue
+                self.drains[url] = d
                 self.rt.log.info("opened drain", drain=d.name)
             drains.append(d)
         cache = self._cache
@@ -176,6 +182,13 @@ class Router:
             del cache[next(iter(cache))]  # the least recently used
         cache[host] = t = tuple(drains)
         return t
+
+    def _unbuildable(self, url: str, e: ValueError) -> None:
+        self.rt.metrics.inc("logtrain_route_errors_total", source="router")
+        held = self.rt.ratelimit.allow(("unbuildable", url))
+        if held is not None:
+            self.rt.log.warning("drain cannot be built; its packets are dead", error=str(e),
+                                endpoint=mask_url(url), failures_since_last_report=held)
 
     def _cached(self, host: str) -> tuple[Drain, ...]:
         """The drains of ``host``, from the cache (marked as just used) or looked up."""
