@@ -4,11 +4,15 @@ Datasources add and remove routes (``source, hostname-or-glob, url``); the table
 is their union, so the same route from two datasources lives until both remove
 it. A drain exists once per URL: created when a packet is first routed to it,
 closed (after flushing) when its last route goes away. ``route`` is called once
-per batch; hostname look-ups are cached until the table changes.
+per batch; hostname look-ups are cached (least recently used evicted first)
+until the table changes. Storage and the glob index are logtrain/routetable.py.
 
-``add_route`` is where the trust policy (logtrain/trust.py) admits a route, and
-each drain gets a Guard that asks the router, at every connection, whether a
-trusted route still names it.
+``add_route`` is where the trust policy (logtrain/trust.py) admits a route
+(without building its drain's output), and each drain gets a Guard that asks
+the router, at every connection, whether a trusted route still names it.
+
+A datasource loading its routes at start says so (``loading``/``loaded``):
+meanwhile packets without a route wait, bounded, instead of being dead.
 """
 
 from __future__ import annotations
