@@ -3,6 +3,7 @@ lifecycle (start, signals, graceful shutdown)."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import signal
 import time
@@ -104,6 +105,7 @@ class Agent:
         except ConfigError:
             self.shutdown(quiet=True)
             raise
+        _tune_gc()
         for sig in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(sig, self.stop, sig)
         self.stopping.wait()
@@ -153,3 +155,13 @@ class Agent:
                         drains=len(self.router.drains),
                         buffered_bytes=sum(d.buffered + d.inflight
                                            for d in self.router.drains.values()))
+
+
+def _tune_gc() -> None:
+    """Packets are made and freed by the thousand, and never form cycles: the
+    collector's default (a pass every 700 new objects) cost as much as parsing
+    a file line. What start-up built is frozen, never scanned again, and the
+    youngest generation is collected every 20,000 objects instead."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
