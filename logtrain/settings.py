@@ -143,9 +143,13 @@ SETTINGS: list[Setting] = [
       role="input"),
     S("HTTP_SYSLOG_PATH", "str", "/syslog", "path of the HTTP syslog input", "inputs",
       check=_http_path),
-    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log input", "inputs", role="input",
-      unavailable="the Envoy access-log input"),
+    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log service (v3 and v2) input", "inputs",
+      role="input"),
     S("ENVOY_PORT", "port", 9001, "port of the Envoy access-log service", "inputs"),
+    S("ENVOY_MAX_MESSAGE", "size", 1 << 20,
+      "largest gRPC message a sidecar may send to the access-log service, bytes (Envoy sends "
+      "batches of buffer_size_bytes, 16 KiB by default); a larger one ends its stream",
+      "inputs", low=1024),
     # --- kubernetes
     S("KUBERNETES", "bool", False, "tail container logs on this node", "kubernetes",
       role="input"),
