@@ -149,19 +149,21 @@ def tcp_message(entry) -> str:
             f"service={_ms(common, 'time_to_last_upstream_rx_byte')} total={_ms(common, total)}")
 
 
-def packets_of(msg, akkeris: bool) -> tuple[list[Packet], int]:
-    """The packets of one StreamAccessLogsMessage, and how many of its entries
-    were skipped because their upstream cluster names no service."""
+def packets_of(msg, akkeris: bool) -> tuple[list[Packet], int, str]:
+    """The packets of one StreamAccessLogsMessage, how many of its entries
+    were skipped because their upstream cluster names no service, and the
+    first such cluster (for the log)."""
     kind = msg.WhichOneof("log_entries")
     if kind == "http_logs":
         entries, layout = msg.http_logs.log_entry, http_message
     elif kind == "tcp_logs":
         entries, layout = msg.tcp_logs.log_entry, tcp_message
     else:
-        return [], 0
+        return [], 0, ""
     tag = "akkeris/router" if akkeris else "envoy"
     packets = []
     bad = 0
+    example = ""
     hosts: dict[str, str | None] = {}  # a batch mostly repeats a few clusters
     for entry in entries:
         common = entry.common_properties
@@ -170,7 +172,9 @@ def packets_of(msg, akkeris: bool) -> tuple[list[Packet], int]:
         if host == "":
             host = hosts[cluster] = hostname_of(cluster, akkeris)
         if host is None:
+            if not bad:
+                example = cluster
             bad += 1
             continue
         packets.append(Packet(0, 0, host, tag, rfc3339(common), layout(entry)))
-    return packets, bad
+    return packets, bad, example

@@ -172,6 +172,7 @@ def grpc_message(m) -> bytes:
 
 
 def test_stream_cut_mid_message(agent):
+    broken = agent.metric("logtrain_input_rejected_total", input="envoy", reason="stream_broken")
     s = h2_stream_start(agent.envoy_port)
     whole = grpc_message(tagged("v3", 4, "cut"))
     half = grpc_message(tagged("v3", 4, "cut", start=4))
@@ -183,6 +184,8 @@ def test_stream_cut_mid_message(agent):
     assert send(agent.envoy_port, [tagged("v3", 3, "aftercut")]) == b""
     agent.lines.wait(lambda ls: len(paths(ls, "aftercut")) == 3)
     assert paths(agent.lines.read(), "cut") == {"/r/0", "/r/1", "/r/2", "/r/3"}
+    assert agent.metric("logtrain_input_rejected_total", input="envoy",
+                        reason="stream_broken") == broken + 1
     assert agent.proc.poll() is None and agent.healthy()
 
 

@@ -72,7 +72,7 @@ def full_http(version: str):
 @pytest.mark.parametrize("version", ["v3", "v2"])
 def test_http_entry_as_the_original_writes_it(version):
     msg = ALS[version].StreamAccessLogsMessage.FromString(full_http(version).SerializeToString())
-    packets, bad = packets_of(msg, akkeris=False)
+    packets, bad, _ = packets_of(msg, akkeris=False)
     assert bad == 0 and len(packets) == 1
     p = packets[0]
     assert (p.severity, p.facility, p.hostname, p.tag, p.time) == (
@@ -133,7 +133,7 @@ def test_unparsable_clusters_are_counted_and_the_rest_kept():
     m = als_v3.StreamAccessLogsMessage()
     for cluster in (CLUSTER, "PassthroughCluster", CLUSTER, "inbound|80||"):
         m.http_logs.log_entry.add().common_properties.upstream_cluster = cluster
-    packets, bad = packets_of(m, akkeris=False)
+    packets, bad, _ = packets_of(m, akkeris=False)
     assert bad == 2 and [p.hostname for p in packets] == ["web.shop", "web.shop"]
 
 
@@ -262,7 +262,7 @@ def test_messages_encoded_by_envoy_data_plane_decode_into_the_same_packets(versi
     raw = _their_http_message(version)
     msg = ALS[version].StreamAccessLogsMessage.FromString(raw)
     ours = packets_of(full_http(version), akkeris=False)[0]
-    theirs, bad = packets_of(msg, akkeris=False)
+    theirs, bad, _ = packets_of(msg, akkeris=False)
     assert bad == 0
     assert [p.to_dict() for p in theirs] == [p.to_dict() for p in ours]
     assert theirs[0].message == FULL_HTTP

@@ -123,24 +123,32 @@ class EnvoyInput(Input):
                         log.info("envoy access-log stream opened", version=version, peer=peer,
                                  node=ident.node.id, cluster=ident.node.cluster,
                                  log_name=ident.log_name)
-                    packets, bad = packets_of(msg, akkeris)
+                    packets, bad, example = packets_of(msg, akkeris)
                     n = len(packets) + bad
                     if n:
                         metrics.inc("logtrain_input_frames_total", n, input=self.name)
                     if bad:
                         self.reject("unparsable_cluster", bad,
-                                    "upstream_cluster names no NAME.NAMESPACE")
+                                    f"upstream_cluster {example[:200]!r} names no service")
                     if packets:
                         self._wait_room(router.route(packets))
                     del packets, msg, raw
                     gevent.sleep(0)  # one message per turn: others (and /health) run between
-            except grpc.RpcError:
-                pass  # the sidecar went away mid-stream: what was decoded is routed
+                # A message over ENVOY_MAX_MESSAGE ends the requests here too: grpcio
+                # answers the sidecar RESOURCE_EXHAUSTED itself and does not tell
+                # the handler, so that refusal cannot be counted here.
+            except grpc.RpcError as e:
+                # Cut mid-message: what was decoded is routed.
+                self._broken(version, peer, str(e) or type(e).__name__)
             finally:
                 self.streams -= 1
             return b""  # StreamAccessLogsResponse has no fields: its encoding is empty
 
         return handle
+
+    def _broken(self, version: str, peer: str, why: str) -> None:
+        self.rt.metrics.inc("logtrain_input_frames_total", input=self.name)
+        self.reject("stream_broken", 1, f"{version} stream from {peer}: {why}"[:300])
 
     def _wait_room(self, drains) -> None:
         for drain in drains:
