@@ -108,6 +108,14 @@ class EnvoyInput(Input):
         def handle(requests, context) -> bytes:
             self.streams += 1
             peer = context.peer()
+            # A stream cut mid-message ends the requests as if it were finished;
+            # only the call's end tells it was cancelled. grpcio says so in its
+            # request iterator's state alone (private: if it moves, such streams
+            # go uncounted, nothing else changes).
+            state = getattr(requests, "_state", None)
+            if state is not None and hasattr(state, "client"):
+                context.add_callback(lambda: state.client == "cancelled" and self._broken(
+                    version, peer, "cut or cancelled by the peer"))
             first = True
             try:
                 for raw in requests:
@@ -134,11 +142,8 @@ class EnvoyInput(Input):
                         self._wait_room(router.route(packets))
                     del packets, msg, raw
                     gevent.sleep(0)  # one message per turn: others (and /health) run between
-                # A message over ENVOY_MAX_MESSAGE ends the requests here too: grpcio
-                # answers the sidecar RESOURCE_EXHAUSTED itself and does not tell
-                # the handler, so that refusal cannot be counted here.
             except grpc.RpcError as e:
-                # Cut mid-message: what was decoded is routed.
+                # Cancelled while waiting for a message: what was decoded is routed.
                 self._broken(version, peer, str(e) or type(e).__name__)
             finally:
                 self.streams -= 1
