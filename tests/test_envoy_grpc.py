@@ -92,6 +92,29 @@ def test_streams_of_large_batches_deliver_every_entry(agent, version):
         "service=30.00ms total=1000.00ms path=/r/0" + "p" * 300)
 
 
+@pytest.mark.parametrize("version", ["v3", "v2"])
+def test_tcp_access_logs(agent, version):
+    from envoy_client import ALS
+    m = ALS[version].StreamAccessLogsMessage()
+    base = 5432 if version == "v3" else 6432  # each version's own lines
+    for i in range(3):
+        e = m.tcp_logs.log_entry.add()
+        c = e.common_properties
+        c.upstream_cluster = "outbound|5432||web.shop.svc.cluster.local"
+        c.start_time.seconds = 1764028800
+        c.upstream_remote_address.socket_address.address = "10.9.9.9"
+        c.upstream_remote_address.socket_address.port_value = base + i
+        e.connection_properties.received_bytes = 10 * i
+    assert send(agent.envoy_port, [m], version) == b""
+    want = [f"bytes={10 * i} request_size={10 * i} response_size=0 fwd= "
+            f"upstream=10.9.9.9:{base + i} protocol=tcp flags=- connect=1.00ms service=1.00ms "
+            "total=1.00ms" for i in range(3)]
+    got = agent.lines.wait(
+        lambda ls: (lambda g: g if len(g) == 3 else None)([x for x in ls if x.endswith(tuple(want))]))
+    assert got[0].startswith(
+        "<0>1 2025-11-25T00:00:00.000000Z web.shop envoy - - - bytes=")
+
+
 def test_many_concurrent_streams(agent):
     n_streams, per = 60, 5
     streams = [Stream(agent.envoy_port, "v3" if k % 2 else "v2") for k in range(n_streams)]

@@ -113,7 +113,8 @@ class EnvoyInput(Input):
             # request iterator's state alone (private: if it moves, such streams
             # go uncounted, nothing else changes).
             state = getattr(requests, "_state", None)
-            if state is not None and hasattr(state, "client"):
+            watched = state is not None and hasattr(state, "client")
+            if watched:
                 context.add_callback(lambda: state.client == "cancelled" and self._broken(
                     version, peer, "cut or cancelled by the peer"))
             first = True
@@ -125,9 +126,9 @@ class EnvoyInput(Input):
                         metrics.inc("logtrain_input_frames_total", input=self.name)
                         self.reject("malformed", 1, f"{version} message from {peer}: {e}")
                         continue
-                    if first and msg.HasField("identifier"):
+                    if first:
                         first = False
-                        ident = msg.identifier
+                        ident = msg.identifier  # sent in a stream's first message only
                         log.info("envoy access-log stream opened", version=version, peer=peer,
                                  node=ident.node.id, cluster=ident.node.cluster,
                                  log_name=ident.log_name)
@@ -143,8 +144,10 @@ class EnvoyInput(Input):
                     del packets, msg, raw
                     gevent.sleep(0)  # one message per turn: others (and /health) run between
             except grpc.RpcError as e:
-                # Cancelled while waiting for a message: what was decoded is routed.
-                self._broken(version, peer, str(e) or type(e).__name__)
+                # Cancelled while waiting for a message: what was decoded is
+                # routed (counted by the callback above when it could be set).
+                if not watched:
+                    self._broken(version, peer, str(e) or type(e).__name__)
             finally:
                 self.streams -= 1
             return b""  # StreamAccessLogsResponse has no fields: its encoding is empty
