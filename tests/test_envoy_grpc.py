@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 from envoy_client import Stream, http_batch, send
+from h2raw import PREFACE, Conn, frame, grpc_headers
 from peers import Agent, free_port, wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -164,28 +165,10 @@ def test_message_over_the_limit_ends_only_its_stream(agent):
 # ------------------------------------------------------------ raw HTTP/2 (hostile clients)
 
 
-def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + \
-        struct.pack(">I", stream) + payload
-
-
-def _literal(name: str, value: str) -> bytes:
-    """An HPACK header field, literal without indexing, new name (RFC 7541 6.2.2)."""
-    out = b"\x00"
-    for s in (name.encode(), value.encode()):
-        assert len(s) < 127
-        out += bytes([len(s)]) + s
-    return out
-
-
 def h2_stream_start(port: int, version: str = "v3") -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    headers = b"".join(_literal(k, v) for k, v in (
-        (":method", "POST"), (":scheme", "http"),
-        (":path", f"/envoy.service.accesslog.{version}.AccessLogService/StreamAccessLogs"),
-        (":authority", "logtrain"), ("content-type", "application/grpc"), ("te", "trailers")))
-    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"")
-              + _frame(1, 4, 1, headers))
+    path = f"/envoy.service.accesslog.{version}.AccessLogService/StreamAccessLogs"
+    s.sendall(PREFACE + frame(4, 0, 0, b"") + frame(1, 4, 1, grpc_headers(path)))
     return s
 
 
@@ -199,7 +182,7 @@ def test_stream_cut_mid_message(agent):
     s = h2_stream_start(agent.envoy_port)
     whole = grpc_message(tagged("v3", 4, "cut"))
     half = grpc_message(tagged("v3", 4, "cut", start=4))
-    s.sendall(_frame(0, 0, 1, whole + half[: len(half) // 2]))
+    s.sendall(frame(0, 0, 1, whole + half[: len(half) // 2]))
     agent.lines.wait(lambda ls: len(paths(ls, "cut")) == 4, what="the whole message's entries")
     s.close()  # the second message is never finished
     wait_for(lambda: agent.metric("logtrain_input_connections", input="envoy") == 0, 10,
@@ -214,8 +197,8 @@ def test_stream_cut_mid_message(agent):
 
 def test_garbage_bytes_on_the_port(agent):
     junk = [os.urandom(4096), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + os.urandom(2048),
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"") + _frame(1, 4, 1, b"\xff" * 64),
+            PREFACE + os.urandom(2048),
+            PREFACE + frame(4, 0, 0, b"") + frame(1, 4, 1, b"\xff" * 64),
             b"\x00" * 100_000]
     bystander = Stream(agent.envoy_port)
     for data in junk:
@@ -302,3 +285,58 @@ def test_grpc_is_imported_only_when_envoy_is_on(agent, tmp_path):
         assert not loads_grpc(other.proc.pid)
     finally:
         other.stop()
+
+
+def test_streams_holding_unfinished_messages_stay_within_memory(tmp_path):
+    """200 streams on two connections, each sending most of a message as long
+    as the limit: only ENVOY_MAX_STREAMS (64) are served, each holding at most
+    ENVOY_MAX_MESSAGE (64 KiB) unfinished; the agent stays under the
+    daemonset's 64 MiB, /health stays fast, and streams work afterwards."""
+    port = free_port()
+    a = Agent(tmp_path, {"ENVOY": "true", "ENVOY_PORT": str(port)},
+              routes=f"web.shop file://{tmp_path}/out.log\n").start()
+    try:
+        idle = a.rss_mib()
+        path = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
+        conns = [Conn(port) for _ in range(2)]
+        held = sum(c.partial_message(1 + 2 * k, path, 65000, 60000)
+                   for c in conns for k in range(100))
+        health = a.health_ms()
+        peak = a.peak_rss_mib()
+        print(f"idle {idle:.1f} MiB; {held / 2**20:.1f} MiB sent in unfinished messages; "
+              f"peak {peak:.1f} MiB; /health {health:.1f} ms")
+        assert held > 64 * 50_000  # the attack reached at least the streams served
+        assert peak < 64 and health < 1000
+        assert "streams at ENVOY_MAX_STREAMS" in a.log()
+        for c in conns:
+            c.close()
+        wait_for(lambda: a.metric("logtrain_input_connections", input="envoy") == 0, 10,
+                 what="the streams to end")
+        assert send(port, [tagged("v3", 3, "afterhold")]) == b""
+        lines = Lines(tmp_path / "out.log")
+        lines.wait(lambda ls: len(paths(ls, "afterhold")) == 3)
+    finally:
+        a.stop()
+
+
+def test_streams_past_the_limit_are_refused(tmp_path):
+    port = free_port()
+    a = Agent(tmp_path, {"ENVOY": "true", "ENVOY_PORT": str(port), "ENVOY_MAX_STREAMS": "4"},
+              routes=f"web.shop file://{tmp_path}/out.log\n").start()
+    try:
+        streams = [Stream(port) for _ in range(4)]
+        for s in streams:
+            s.put(tagged("v3", 1, "limit"))
+        wait_for(lambda: a.metric("logtrain_input_connections", input="envoy") == 4, 10,
+                 what="4 streams open")
+        with pytest.raises(grpc.RpcError) as e:
+            send(port, [tagged("v3", 1, "refused")], timeout=10)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for s in streams:
+            assert s.close() == b""
+        assert send(port, [tagged("v3", 1, "admitted")]) == b""
+        lines = Lines(tmp_path / "out.log")
+        lines.wait(lambda ls: len(paths(ls, "limit")) == 1 and len(paths(ls, "admitted")) == 1)
+        assert not paths(lines.read(), "refused")
+    finally:
+        a.stop()

@@ -64,19 +64,25 @@ class EnvoyInput(Input):
     def start(self) -> None:
         _init_gevent()
         cfg = self.rt.config
+        # Memory: grpc core reads a message whole before the handler sees it,
+        # granting flow-control window up to its announced length, so the
+        # unfinished messages of all streams can hold ENVOY_MAX_STREAMS x
+        # ENVOY_MAX_MESSAGE bytes; both are bounded, and so are connections.
         options = [
             ("grpc.max_receive_message_length", cfg.envoy_max_message),
             ("grpc.max_send_message_length", 1024),
             ("grpc.so_reuseport", 0),
+            ("grpc.max_allowed_incoming_connections", cfg.max_connections),
             # Fixed flow-control windows: no growth per stream under load.
             ("grpc.http2.bdp_probe", 0),
-            ("grpc.max_concurrent_streams", 100),
+            ("grpc.max_concurrent_streams", 100),  # per connection; the total is capped below
         ]
         # With threading monkey-patched, the pool's workers are greenlets: one
-        # per stream being served, at most MAX_CONNECTIONS.
-        pool = ThreadPoolExecutor(max_workers=cfg.max_connections, thread_name_prefix="envoy")
+        # per stream being served. Streams past ENVOY_MAX_STREAMS are refused
+        # by grpcio (RESOURCE_EXHAUSTED), which ends them at once.
+        pool = ThreadPoolExecutor(max_workers=cfg.envoy_max_streams, thread_name_prefix="envoy")
         server = grpc.server(pool, options=options,
-                             maximum_concurrent_rpcs=cfg.max_connections)
+                             maximum_concurrent_rpcs=cfg.envoy_max_streams)
         for service, cls, version in SERVICES:
             handler = grpc.stream_unary_rpc_method_handler(self._stream(cls, version))
             server.add_generic_rpc_handlers(
@@ -105,9 +111,16 @@ class EnvoyInput(Input):
         parse = cls.FromString
         akkeris = self.akkeris
 
+        limit = rt.config.envoy_max_streams
+
         def handle(requests, context) -> bytes:
             self.streams += 1
             peer = context.peer()
+            if self.streams >= limit:
+                held = rt.ratelimit.allow(("envoy-streams-full",))
+                if held is not None:
+                    log.warning("envoy access-log streams at ENVOY_MAX_STREAMS: grpcio refuses "
+                                "new streams (RESOURCE_EXHAUSTED) until one ends", streams=limit)
             # A stream cut mid-message ends the requests as if it were finished;
             # only the call's end tells it was cancelled. grpcio says so in its
             # request iterator's state alone (private: if it moves, such streams
