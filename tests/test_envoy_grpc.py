@@ -340,3 +340,20 @@ def test_streams_past_the_limit_are_refused(tmp_path):
         assert not paths(lines.read(), "refused")
     finally:
         a.stop()
+
+
+def test_sigterm_with_streams_open(tmp_path):
+    """Entries routed before SIGTERM are flushed; open streams do not hold
+    the shutdown (the server gives them a second, then ends them)."""
+    port = free_port()
+    a = Agent(tmp_path, {"ENVOY": "true", "ENVOY_PORT": str(port)},
+              routes=f"web.shop file://{tmp_path}/out.log\n").start()
+    open_stream = Stream(port)
+    open_stream.put(tagged("v3", 5, "term"))
+    lines = Lines(tmp_path / "out.log")
+    lines.wait(lambda ls: len(paths(ls, "term")) == 5)
+    started = time.monotonic()
+    assert a.stop() == 0
+    assert time.monotonic() - started < 8
+    with pytest.raises(grpc.RpcError):
+        open_stream.close(timeout=10)
