@@ -143,9 +143,17 @@ SETTINGS: list[Setting] = [
       role="input"),
     S("HTTP_SYSLOG_PATH", "str", "/syslog", "path of the HTTP syslog input", "inputs",
       check=_http_path),
-    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log input", "inputs", role="input",
-      unavailable="the Envoy access-log input"),
+    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log service (v3 and v2) input", "inputs",
+      role="input"),
     S("ENVOY_PORT", "port", 9001, "port of the Envoy access-log service", "inputs"),
+    S("ENVOY_MAX_MESSAGE", "size", 64 << 10,
+      "largest gRPC message a sidecar may send to the access-log service, bytes (Envoy sends "
+      "batches of a little over buffer_size_bytes, 16 KiB by default); a larger one ends its "
+      "stream", "inputs", low=1024, high=64 << 20),
+    S("ENVOY_MAX_STREAMS", "int", 64,
+      "most access-log streams served at once (an Istio sidecar opens one per worker thread "
+      "and log kind); more are refused. Unfinished messages can hold up to "
+      "ENVOY_MAX_STREAMS x ENVOY_MAX_MESSAGE bytes", "inputs", low=1),
     # --- kubernetes
     S("KUBERNETES", "bool", False, "tail container logs on this node", "kubernetes",
       role="input"),
