@@ -200,7 +200,9 @@ class KubernetesRoutes:
                     self._list(res)
                     if self.failures[res]:
                         rt.log.info("kubernetes datasource: listed again and reconciled",
-                                    resource=res, objects=len(self.objects))
+                                    resource=res, objects=len(self.objects),
+                                    failed_attempts=self.failures[res])
+                        self.failures[res] = 0
                 self.watching[res] = True
                 for typ, meta in self.client.watch(f"{prefix}/{res}", self.rv[res], timeout,
                                                    decode=self._decode):
@@ -210,7 +212,6 @@ class KubernetesRoutes:
                         continue
                     key = (res, meta.namespace, meta.name)
                     self.apply(key, None if typ == "DELETED" else meta)
-                    self.failures[res] = 0
                 # the server ended the watch (timeoutSeconds): watch on from rv
             except KubeError as e:
                 self.watching[res] = False
