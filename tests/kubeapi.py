@@ -19,7 +19,8 @@ POST /_apply (an object: created or updated, its resourceVersion bumped),
 POST /_delete ({"kind","namespace","name"}), POST /_compact ({"expire": true}
 also ends open watches with 410 Gone), POST /_config ({"bookmark_interval":
 seconds, "slow": {"RESOURCE": seconds between 7-byte pieces}, "deny":
-["VERB RESOURCE", ...]}). The resourceVersion counter is kept in STATE_DIR/rv,
+["VERB RESOURCE", ...], "junk": {"RESOURCE": "big" (8 MiB without a newline)
+or "bad" (not JSON)}: the next watch of RESOURCE sends that). The resourceVersion counter is kept in STATE_DIR/rv,
 so a restarted server goes on from where it was, as etcd does.
 """
 
@@ -62,6 +63,7 @@ class State:
         self.bookmark_interval = 0.0
         self.slow: dict[str, float] = {}
         self.deny: set[str] = set()
+        self.junk: dict[str, str] = {}  # resource -> "big" or "bad": its next watch sends that
 
     # ------------------------------------------------------------ objects
 
@@ -196,6 +198,7 @@ class Handler(BaseHTTPRequestHandler):
                                                       st.bookmark_interval))
                 st.slow = body.get("slow", st.slow)
                 st.deny = set(body.get("deny", st.deny))
+                st.junk.update(body.get("junk", {}))
             self._send(200, {})
         elif path == SSAR:
             self._count(path)
@@ -282,6 +285,16 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         kind = RESOURCES[res][1]
         deadline = time.monotonic() + timeout
+        with st.cond:
+            junk = st.junk.pop(res, "")
+        if junk:  # a hostile or broken server: 8 MiB without a newline, or not JSON
+            try:
+                for _ in range(128 if junk == "big" else 1):
+                    self._chunk(b"x" * 65536 if junk == "big" else b'{"type": "ADDED", "obj\n')
+                self._chunk(b"")
+            except OSError:
+                pass
+            return
         try:
             with st.cond:
                 epoch = st.epoch

@@ -295,6 +295,27 @@ def test_expiry_bookmarks_restart_and_a_slow_stream(tmp_path: Path, sinks: list[
         api.stop()
 
 
+def test_a_hostile_watch_stream_is_dropped_and_listed_again(tmp_path: Path,
+                                                           sinks: list[LineSink]):
+    a, b, _, _ = sinks
+    api = FakeAPI(tmp_path / "api", [drained("Deployment", "web", url(a))]).start()
+    agent, probe = start(tmp_path, api, KUBERNETES_WATCH_TIMEOUT="1")
+    try:
+        probe.arrives("web.prod", a)
+        lists = api.lists("deployments")
+        api.call("/_config", {"junk": {"deployments": "big"}})
+        wait_for(lambda: "an event is longer than" in agent.log(), 10, what="the big event")
+        api.call("/_config", {"junk": {"deployments": "bad"}})
+        wait_for(lambda: "an event is not JSON" in agent.log(), 10, what="the bad event")
+        wait_for(lambda: api.lists("deployments") >= lists + 2, 5, what="two lists again")
+        api.apply(drained("Deployment", "web", url(b)))
+        probe.arrives("web.prod", b)
+        assert agent.peak_rss_mib() < 48
+        assert agent.metric("logtrain_datasource_errors_total", source="kubernetes") >= 2
+    finally:
+        agent.stop()
+
+
 def test_missing_permission_fails_start_naming_verb_and_resource(tmp_path: Path):
     api = FakeAPI(tmp_path / "api", []).start()
     api.call("/_config", {"deny": ["watch replicasets"]})
