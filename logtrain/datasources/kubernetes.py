@@ -47,7 +47,7 @@ RESOURCES = {
     "pods": ("/api/v1", "", "Pod"),
 }
 VERBS = ("list", "watch")
-PAGE_SIZE = 250  # items per list page: one page's text is what a list holds at once
+PAGE_SIZE = 100  # items per list page: one page's text is what a list holds at once
 HOSTNAME_CLAIM = "hostname_claim"
 _SPLIT = re.compile(r"[,;]")
 
@@ -208,6 +208,7 @@ class KubernetesRoutes:
                                                    decode=self._decode):
                     if meta.rv:
                         self.rv[res] = meta.rv
+                    rt.metrics.inc("logtrain_kubernetes_events_total", resource=res, type=typ)
                     if typ == "BOOKMARK":
                         continue
                     key = (res, meta.namespace, meta.name)
