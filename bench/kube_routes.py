@@ -7,7 +7,9 @@ protocol) serves objects the size of real ones (a kubectl last-applied
 annotation, managedFields, spec and status: about 4.5 KB each), a fifth of
 them annotated with drains. The agent (`python -m logtrain`, syslog TCP input,
 KUBERNETES_DATASOURCE=true) is compared with the same agent with a routes file
-only. While it watches, the server changes the status of replicasets (MODIFIED
+only, with the datasource on an empty cluster (what the code and libraries
+cost), and with every input there is enabled as well (syslog TCP, UDP, TLS,
+HTTP events and syslog, Kubernetes container logs named through the API). While it watches, the server changes the status of replicasets (MODIFIED
 events that change no route) at --churn events a second.
 
 For the latency, a sender writes a line for ``latN.bench`` into the agent's
@@ -34,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from kube_fake import DRAINS, FakeAPI, obj  # noqa: E402
-from peers import Agent, free_port  # noqa: E402
+from peers import Agent, free_port, make_certs  # noqa: E402
 
 
 class Sink:
@@ -122,13 +124,23 @@ def main() -> None:
               "METRICS": "true", "STATS_INTERVAL": "0"}
     results = {}
     try:
+        certs = make_certs(work / "certs")
+        logs = work / "containers"
+        logs.mkdir()
+        kube = {"KUBERNETES_DATASOURCE": "true", "API_TOKEN": "bench",
+                "KUBE_CONFIG": str(api.kubeconfig(work / "kubeconfig.json"))}
+        everything = {**kube, "SYSLOG_UDP": "true", "SYSLOG_UDP_PORT": str(free_port()),
+                      "SYSLOG_TLS": "true", "SYSLOG_TLS_PORT": str(free_port()),
+                      "SYSLOG_TLS_CERT_PEM": str(certs["server.pem"]),
+                      "SYSLOG_TLS_KEY_PEM": str(certs["server.key"]),
+                      "HTTP_EVENTS": "true", "HTTP_SYSLOG": "true", "KUBERNETES": "true",
+                      "KUBERNETES_LOG_PATH": str(logs), "ROUTES_FILE": str(routes)}
         for name, env in (("routes file only", {"ROUTES_FILE": str(routes)}),
                           ("KUBERNETES_DATASOURCE, empty cluster", {
                               "KUBERNETES_DATASOURCE": "true", "API_TOKEN": "bench",
                               "KUBE_CONFIG": str(empty.kubeconfig(work / "empty.json"))}),
-                          ("KUBERNETES_DATASOURCE", {
-                              "KUBERNETES_DATASOURCE": "true", "API_TOKEN": "bench",
-                              "KUBE_CONFIG": str(api.kubeconfig(work / "kubeconfig.json"))})):
+                          ("KUBERNETES_DATASOURCE", kube),
+                          ("every input + KUBERNETES_DATASOURCE", everything)):
             tcp = free_port()
             started = time.monotonic()
             agent = Agent(work / name.replace(" ", "-"),
