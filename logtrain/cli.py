@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             group.add_argument(flag, dest=s.name, metavar=s.kind.upper(), default=None, help=s.help)
     args = parser.parse_args(argv)
 
+    if args.hostname and args.command != "routes":
+        parser.error(f"unexpected argument {args.hostname!r} (only `routes` takes a hostname)")
     if args.command == "version":
         print(f"logtrain {__version__}")
         return 0

@@ -285,3 +285,25 @@ def test_untrusted_annotations_and_hostname_claims(tmp_path: Path, sinks: list[L
             agent.stop()
     finally:
         api.stop()
+
+
+def test_api_unreachable_at_start_then_back(tmp_path: Path, sinks: list[LineSink]):
+    a = sinks[0]
+    api = FakeAPI(tmp_path / "api", [drained("Deployment", "web", url(a))])
+    api.port = free_port()  # nobody listens there yet
+    started = time.monotonic()
+    agent, probe = start(tmp_path, api)
+    try:
+        assert time.monotonic() - started < 10  # starts without the API
+        assert "cannot check permissions" in agent.log()
+        probe.not_arriving("web.prod", [a])
+        api.start()
+        probe.arrives("web.prod", a, timeout=10)
+        wait_for(lambda: agent.metric("logtrain_datasource_connected", source="kubernetes") == 1,
+                 5, what="every kind watched")
+        env = dict(agent.env, API_TOKEN="")
+        out = subprocess.run([sys.executable, "-m", "logtrain", "routes", "web.prod"], env=env,
+                             cwd=str(ROOT), capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2 and "set API_TOKEN" in out.stderr
+    finally:
+        agent.stop()

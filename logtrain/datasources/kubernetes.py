@@ -145,6 +145,8 @@ class KubernetesRoutes:
             except KubeError as e:
                 self.rt.log.error("kubernetes datasource: cannot list; retrying in the "
                                   "background", resource=res, error=str(e))
+                if e.status == 0:
+                    break  # unreachable: one timeout at start is enough, the tasks retry
         self.rt.log.info("kubernetes routes loaded", objects=len(self.objects),
                          routes=sum(len(e.routes) for e in self.objects.values()))
 
