@@ -52,6 +52,13 @@ class Agent:
                 rt.log.error("postgres datasource unavailable at start; retrying in the "
                              "background", database=pgds.safe_url, error=error)
             self.datasources.append(pgds)
+        if cfg.kubernetes_datasource:
+            from logtrain.datasources import kubernetes as kube_routes
+
+            kds = kube_routes.from_runtime(rt, self.router)
+            kds.check_access()  # ConfigError naming the missing verb and resource
+            kds.load()
+            self.datasources.append(kds)
         if cfg.api_token:
             from logtrain.api import RoutesAPI
 

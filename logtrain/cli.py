@@ -1,4 +1,5 @@
-"""Entry point: ``logtrain [run|check-config|settings|version] [--config FILE] [--setting ...]``."""
+"""Entry point: ``logtrain [run|check-config|settings|version|routes HOSTNAME] [--config FILE]
+[--setting ...]``."""
 
 from __future__ import annotations
 
@@ -37,9 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Every setting is also read from the environment variable of the same name "
         "(upper case) and from the TOML file; precedence: flags, environment, file, defaults.",
     )
-    parser.add_argument("command", nargs="?", default="run", choices=("run", "check-config", "settings", "version"),
+    parser.add_argument("command", nargs="?", default="run",
+                        choices=("run", "check-config", "settings", "version", "routes"),
                         help="run the agent (default), validate and print the configuration, "
-                        "print the table of settings (Markdown), or print the version")
+                        "print the table of settings (Markdown), print the version, or ask the "
+                        "running agent (its routes API) which routes match HOSTNAME")
+    parser.add_argument("hostname", nargs="?", metavar="HOSTNAME",
+                        help="the hostname for `routes`")
     parser.add_argument("--version", action="version", version=f"logtrain {__version__}")
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (or LOGTRAIN_CONFIG)")
     group = parser.add_argument_group("settings")
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             group.add_argument(flag, dest=s.name, metavar=s.kind.upper(), default=None, help=s.help)
     args = parser.parse_args(argv)
 
+    if args.hostname and args.command != "routes":
+        parser.error(f"unexpected argument {args.hostname!r} (only `routes` takes a hostname)")
     if args.command == "version":
         print(f"logtrain {__version__}")
         return 0
@@ -65,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load(config_file=args.config, flags=flags)
         if args.command == "check-config":
             return _check(cfg)
+        if args.command == "routes":
+            if not args.hostname:
+                print("logtrain: usage: logtrain routes HOSTNAME", file=sys.stderr)
+                return 2
+            from logtrain.routes_cli import show_routes
+
+            return show_routes(cfg, args.hostname)
         from logtrain.agent import Agent
 
         return Agent(cfg).run()

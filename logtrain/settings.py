@@ -104,8 +104,9 @@ SETTINGS: list[Setting] = [
       needs=("DATABASE_URL",), role="datasource"),
     S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", "routes", secret=True, dsn=True,
       check=_postgres_url),
-    S("KUBERNETES_DATASOURCE", "bool", False, "routes from Kubernetes annotations", "routes",
-      role="datasource", unavailable="the Kubernetes datasource"),
+    S("KUBERNETES_DATASOURCE", "bool", False, "routes from the logtrain.akkeris.io/drains "
+      "annotations of deployments, daemonsets, statefulsets, replicasets and pods", "routes",
+      role="datasource"),
     S("ROUTE_TRUST", "str", "file", "comma-separated datasources whose routes are trusted: "
       "file, postgres, api, kubernetes (untrusted routes name network drains only)", "routes",
       check=_by("parse_trust")),
@@ -176,6 +177,13 @@ SETTINGS: list[Setting] = [
       "Kubernetes API", "kubernetes", low=0.01),
     S("KUBERNETES_NAMES_TTL", "float", 300.0, "seconds a pod's hostname and tag (and its owners) "
       "are kept before they are looked up again", "kubernetes", low=1),
+    S("KUBERNETES_HOSTNAME_POLICY", "str", "namespace",
+      "which hostnames a logtrain.akkeris.io/hostname annotation may claim: namespace (only "
+      "*.NAMESPACE, or *-NAMESPACE with AKKERIS) or any (the original's behaviour)",
+      "kubernetes", choices=("namespace", "any")),
+    S("KUBERNETES_WATCH_TIMEOUT", "float", 300.0, "seconds a watch of the Kubernetes datasource "
+      "runs before it is renewed; a stream silent for this plus KUBERNETES_API_TIMEOUT is "
+      "dropped and listed again", "kubernetes", low=1),
     # --- persistent logs
     S("PERSISTENT", "bool", False, "the persistent:// drain and its read endpoint", "persistent",
       needs=("PERSISTENT_DATABASE_URL",)),
