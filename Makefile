@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint bench clean binary test-binary
+.PHONY: run test setup lint bench clean binary test-binary coverage
 
 $(BIN)/.built: pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The test suite under pytest-cov, the agent processes the tests start included:
+# prints the coverage of logtrain/ per module and the total.
+coverage: setup
+	bash scripts/install-test-deps.sh
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m pytest -q -p no:cacheprovider --cov --cov-report=term
+
 # The agent beside rsyslog and syslog-ng (installed by bench/install-peers.sh): one table.
 bench: setup
 	bash bench/install-peers.sh
@@ -30,7 +37,7 @@ bench: setup
 
 # dist/logtrain, the one-file executable (PyInstaller).
 binary: setup
-	bash packaging/build-binary.sh
+	@bash packaging/build-binary.sh
 
 # The integration tests against dist/logtrain instead of the source tree.
 test-binary: binary
@@ -40,4 +47,4 @@ test-binary: binary
 		tests/test_hostile_input.py tests/test_httpserver.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info logtrain/*.so ext/*.c .state .bench fuzz-crashes
+	rm -rf $(VENV) build dist *.egg-info logtrain/*.so ext/*.c .state .bench fuzz-crashes .coverage .coverage.*

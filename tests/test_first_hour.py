@@ -298,3 +298,23 @@ def test_rfc3164_stamp_is_converted_to_utc_in_any_zone(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+# ----------------------------------------------------------------------------- coverage
+
+
+@pytest.mark.skipif("COVERAGE_PROCESS_CONFIG" in os.environ, reason="already under make coverage")
+def test_make_coverage_measures_the_agent_processes_the_tests_start(tmp_path):
+    """`make coverage` runs the suite under pytest-cov; the agent runs as a
+    process in most tests, so its lines count only if subprocesses are measured."""
+    dry = subprocess.run(["make", "-n", "coverage"], cwd=ROOT, capture_output=True, text=True)
+    assert dry.returncode == 0 and "pytest" in dry.stdout and "--cov" in dry.stdout, dry.stdout
+    test = "tests/test_first_hour.py::test_start_line_names_the_addresses_actually_bound"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--cov",
+                        "--cov-report=term", test], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "COVERAGE_FILE": str(tmp_path / ".coverage")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    row = re.search(r"^logtrain/agent\.py\s+(\d+)\s+(\d+)\s+([\d.]+)%", r.stdout, re.M)
+    assert row, r.stdout
+    assert float(row[3]) > 50  # run in the agent process, not in pytest's
+    assert re.search(r"^TOTAL\s+\d+\s+\d+\s+[\d.]+%", r.stdout, re.M)
