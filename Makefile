@@ -10,6 +10,7 @@ $(BIN)/.built: pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+	@echo 'logtrain is installed in $(BIN), not on PATH: export PATH="$$PWD/$(BIN):$$PATH" (README, Quick start)'
 
 setup: $(BIN)/.built
 
