@@ -318,3 +318,10 @@ def test_make_coverage_measures_the_agent_processes_the_tests_start(tmp_path):
     assert row, r.stdout
     assert float(row[3]) > 50  # run in the agent process, not in pytest's
     assert re.search(r"^TOTAL\s+\d+\s+\d+\s+[\d.]+%", r.stdout, re.M)
+
+
+def test_readme_says_what_http_serves_and_quotes_the_coverage_figure():
+    text = " ".join(README.split())
+    assert "with only `SYSLOG_TCP` on and `METRICS` off it serves `GET /health`" in text
+    assert re.search(r"make coverage.*\*\*\d+\.\d%\*\* of the statements of `logtrain/`", text)
+    assert "every figure here counts both" in text.lower()  # the executable's two processes
