@@ -45,7 +45,7 @@ test-binary: binary
 	bash scripts/install-test-deps.sh
 	LOGTRAIN_TEST_BINARY=$(CURDIR)/dist/logtrain $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_e2e.py tests/test_http_io.py tests/test_postgres.py \
-		tests/test_hostile_input.py tests/test_httpserver.py
+		tests/test_hostile_input.py tests/test_httpserver.py tests/test_binary.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info logtrain/*.so ext/*.c .state .bench fuzz-crashes .coverage .coverage.*
