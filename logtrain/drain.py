@@ -20,7 +20,7 @@ from collections.abc import Callable
 import gevent
 from gevent.event import Event
 
-from logtrain.outputs.base import Output, Rejected
+from logtrain.outputs.base import Busy, Output, Rejected
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
 
@@ -247,7 +247,9 @@ class Drain:
                     gevent.sleep(self.paused_until - now)
                     continue
                 gather = self.output.flush_interval - (now - last_write)
-                if gather > 0 and self.buffered < self.output.max_write and not self.closed:
+                # no gathering once inputs wait for us (over the high-water mark)
+                full = min(self.output.max_write, self.high_water)
+                if gather > 0 and self.buffered < full and not self.closed:
                     gevent.sleep(gather)
                 entries = self._take()
                 if not entries:
@@ -275,12 +277,14 @@ class Drain:
                     if conn is not None:
                         self._close_conn(conn)
                         conn = None
-                    if reused and not self.failures:
+                    if reused and not self.failures and not isinstance(e, Busy):
                         # A connection that sat in the pool went stale (the
                         # receiver restarted): no sign the endpoint is down, so
                         # reconnect at once rather than back off.
                         continue
                     delay = self._failed(e)
+                    if isinstance(e, Busy) and e.retry_after:
+                        delay = max(delay, min(e.retry_after, cfg.drain_backoff_max))
                     if self._retire():
                         return  # shrink the pool while the endpoint is in trouble
                     if delay:
