@@ -79,6 +79,7 @@ class Drain:
         self.writers: set[gevent.Greenlet] = set()
         self.connections = 0
         self.failures = 0  # consecutive
+        self.partials = 0  # consecutive writes the endpoint took only part of
         self.failing_since = 0.0
         self.paused_until = 0.0
         self.last_grow = 0.0
@@ -274,6 +275,9 @@ class Drain:
                     raise
                 except Exception as e:  # noqa: BLE001 - every failure is retried
                     self._requeue(entries)
+                    if isinstance(e, Busy) and e.progress:
+                        self._partial(e)
+                        continue
                     if conn is not None:
                         self._close_conn(conn)
                         conn = None
@@ -291,6 +295,7 @@ class Drain:
                         gevent.sleep(delay)
                     continue
                 last_write = time.monotonic()
+                self.partials = 0
                 if self.failures:
                     self._recovered()
                 self._finish(entries)
@@ -343,6 +348,20 @@ class Drain:
             return 0.0
         base = min(cfg.drain_backoff_max, 0.1 * (2 ** min(self.failures - 1, 20)))
         return base * random.uniform(0.5, 1.5)
+
+    def _partial(self, err: Busy) -> None:
+        """The endpoint took part of a write and asks for the rest later: it
+        is healthy (a failure streak ends), the rest waits a short backoff
+        that doubles while this repeats, and the connection stays."""
+        self.partials += 1
+        self.rt.metrics.inc("logtrain_drain_errors_total", drain=self.name)
+        if self.failures:
+            self._recovered()
+        if self.rt.ratelimit.allow(("drain-partial", self.name)) is not None:
+            self.rt.log.warning("drain endpoint asked for part of a write again", drain=self.name,
+                                error=self.output.url.scrub(_describe(err)))
+        base = min(self.rt.config.drain_backoff_max, 0.05 * (2 ** min(self.partials, 10)))
+        gevent.sleep(max(base * random.uniform(0.5, 1.5), err.retry_after))
 
     def _recovered(self) -> None:
         self.rt.log.info("drain recovered", drain=self.name, attempts=self.failures,

@@ -184,7 +184,7 @@ class ElasticsearchOutput(_HTTPOutput):
             # sending again is safe: the ids make a document already there a 409
             raise Busy(f"bulk answer from {self.url.safe} has {len(results)} items "
                        f"for {want} documents")
-        pos = again = 0
+        pos = again = settled = 0
         for b in live:
             keep = []
             for k in range(b.docs):
@@ -200,6 +200,7 @@ class ElasticsearchOutput(_HTTPOutput):
                     else:
                         b.reason = f"{status} {err or ''}".rstrip()
             pos += b.docs
+            settled += b.docs - len(keep)
             if keep:
                 b.keep(keep)
                 again += len(keep)
@@ -207,7 +208,7 @@ class ElasticsearchOutput(_HTTPOutput):
                 b.docs, b.body = 0, b""
         if again:
             raise Busy(f"{again} of {want} documents to be sent again (429/5xx items) "
-                       f"to {self.url.safe}")
+                       f"to {self.url.safe}", progress=settled > 0)
 
 
 def _result(item: Any) -> dict:
