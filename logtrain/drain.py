@@ -72,6 +72,10 @@ class Drain:
         self.buffered = 0  # bytes in buf
         self.inflight = 0  # bytes taken by writers, not yet delivered
         self.data = Event()
+        # Writers of outputs that gather (flush_interval) stop waiting when
+        # this much is buffered: a write's worth, or what makes inputs wait.
+        self.gather_at = min(output.max_write, self.high_water)
+        self.filled = Event()
         self.space = Event()
         self.space.set()
         self.idle = Event()
@@ -123,10 +127,13 @@ class Drain:
             self.space.clear()
         self.idle.clear()
         self.data.set()
+        if self.buffered >= self.gather_at:
+            self.filled.set()
         if not self.writers:
             self._spawn_writer()
         elif (
-            self.buffered > 2 * self.output.max_write
+            # two writes' worth, or (large writes) enough to hold inputs back
+            self.buffered > min(2 * self.output.max_write, self.high_water)
             and len(self.writers) < self.max_writers
             and self.failures == 0
             and time.monotonic() - self.last_grow > 0.5
@@ -155,6 +162,7 @@ class Drain:
         seconds, then drops (counted) what is left and closes the connections."""
         self.closed = True
         self.data.set()
+        self.filled.set()
         self.flush(timeout)
         gevent.killall(list(self.writers), block=True, timeout=1)
         left = sum(e[NPACKETS] for e in self.buf)
@@ -248,10 +256,11 @@ class Drain:
                     gevent.sleep(self.paused_until - now)
                     continue
                 gather = self.output.flush_interval - (now - last_write)
-                # no gathering once inputs wait for us (over the high-water mark)
-                full = min(self.output.max_write, self.high_water)
-                if gather > 0 and self.buffered < full and not self.closed:
-                    gevent.sleep(gather)
+                if gather > 0 and self.buffered < self.gather_at and not self.closed:
+                    # until the interval is over or a write's worth is in
+                    # (put sets filled), whichever comes first
+                    self.filled.clear()
+                    self.filled.wait(gather)
                 entries = self._take()
                 if not entries:
                     continue
