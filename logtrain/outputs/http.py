@@ -122,8 +122,10 @@ class _HTTPOutput(Output):
         """Posts the items; raises OSError (retried) or Rejected (dropped)."""
         raise NotImplementedError
 
-    def request(self, pool: Any, body: bytes, headers: dict[str, str] | None = None) -> Any:
-        """POSTs ``body``; the response when the status is 2xx. Raises Busy
+    def request(self, pool: Any, body: bytes | list[bytes],
+                headers: dict[str, str] | None = None) -> Any:
+        """POSTs ``body`` (bytes, or pieces sent in turn when ``headers``
+        carry their Content-Length); the response when the status is 2xx. Raises Busy
         for 408, 429 and 5xx (retried with backoff), Rejected for another
         4xx (dropped: the same bytes cannot succeed), OSError when the
         endpoint cannot be reached."""
