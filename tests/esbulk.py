@@ -40,7 +40,7 @@ class BulkServer(ThreadingHTTPServer):
 
     def __init__(self, plan: list | None = None, tls: ssl.SSLContext | None = None,
                  auth: str | None = None,
-                 item_status: Callable[[dict, int], int] | None = None) -> None:
+                 item_status: Callable[[dict, int], int] | None = None, port: int = 0) -> None:
         self.plan = list(plan or [])
         self.auth = auth
         self.item_status = item_status
@@ -49,7 +49,7 @@ class BulkServer(ThreadingHTTPServer):
         self.seen: dict[str, int] = {}  # _id -> times it arrived
         self.requests: list[dict] = []
         self.conflicts = 0
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
         if tls:
             self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.port = self.server_address[1]

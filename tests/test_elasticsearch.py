@@ -133,6 +133,18 @@ def test_every_document_once_after_half_the_batches_failed(run_agent, servers):
     assert "tok-123" not in a.log()
 
 
+def test_connection_errors_are_retried_until_the_endpoint_listens(run_agent, servers):
+    port = free_port()
+    a = run_agent(f"*  elasticsearch+http://127.0.0.1:{port}\n", DRAIN_BACKOFF_MAX="0.2")
+    send(a.tcp, [f"early-{i}" for i in range(30)])
+    wait_for(lambda: a.metric("logtrain_drain_errors_total") >= 2, 10, what="connection errors")
+    assert "drain unreachable, buffering" in a.log()
+    srv = servers(port=port)
+    wait_for(lambda: len(srv.docs()) == 30, 10, what="30 docs once it listens")
+    assert srv.messages() == sorted(f"early-{i}" for i in range(30))
+    assert a.metric("logtrain_drain_dropped_total") == 0
+
+
 def test_daily_indices_and_data_streams(run_agent, servers):
     daily, stream, named_stream = servers(), servers(), servers()
     a = run_agent(f"*  es+http://127.0.0.1:{daily.port}?index=app&daily=true\n"

@@ -193,33 +193,44 @@ class JSONHTTPOutput(_HTTPOutput):
             body = ndjson(packets)
             return body, len(body)
         bodies = packet_jsons(packets)
-        return bodies, sum(map(len, bodies))
+        return Posts(bodies), sum(map(len, bodies))
 
     def deliver(self, pool: Any, items: list[Any]) -> None:
         if self.batched:
             self.post(pool, b"".join(items))  # a 4xx drops the whole body
             return
-        refused: set[int] = set()
-        n = 0
-        last: Rejected | None = None
-        for i, bodies in enumerate(items):
+        for item in items:
             done = 0
             try:
-                for body in bodies:
+                for body in item.bodies:
                     try:
                         self.post(pool, body)
                     except Rejected as e:
-                        refused.add(i)
-                        n += 1
-                        last = e
+                        item.dropped += 1
+                        item.reason = str(e)
                     done += 1
             finally:
                 # Delivered (or refused) bodies leave the item, so a retry
-                # sends only the rest.
-                del bodies[:done]
-        if last is not None:
+                # sends only the rest; its refusals are remembered until the
+                # write is over, when the drain counts them.
+                del item.bodies[:done]
+        dropped = sum(item.dropped for item in items)
+        if dropped:
             # one packet per body: the drain counts these as dropped, the rest as sent
-            raise Rejected(str(last), packets=n, items=refused)
+            raise Rejected(next(i.reason for i in items if i.dropped), packets=dropped,
+                           items={n for n, i in enumerate(items) if i.dropped})
+
+
+class Posts:
+    """One batch of a per-packet JSON drain: the bodies not posted yet and how
+    many were refused so far."""
+
+    __slots__ = ("bodies", "dropped", "reason")
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        self.bodies = bodies
+        self.dropped = 0
+        self.reason = ""
 
 
 class SyslogHTTPOutput(_HTTPOutput):
