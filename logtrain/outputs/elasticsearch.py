@@ -202,6 +202,7 @@ class ElasticsearchOutput(_HTTPOutput):
                         b.reason = f"{status} {err.get('type', '')}: {err.get('reason', '')}"
                     else:
                         b.reason = f"{status} {err or ''}".rstrip()
+                    b.reason = b.reason[:300]  # a sample for the log, not the whole story
             pos += b.docs
             settled += b.docs - len(keep)
             if keep:
