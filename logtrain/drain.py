@@ -20,7 +20,7 @@ from collections.abc import Callable
 import gevent
 from gevent.event import Event
 
-from logtrain.outputs.base import Output, Rejected
+from logtrain.outputs.base import Busy, Output, Rejected
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
 
@@ -72,6 +72,10 @@ class Drain:
         self.buffered = 0  # bytes in buf
         self.inflight = 0  # bytes taken by writers, not yet delivered
         self.data = Event()
+        # Writers of outputs that gather (flush_interval) stop waiting when
+        # this much is buffered: a write's worth, or what makes inputs wait.
+        self.gather_at = min(output.max_write, self.high_water)
+        self.filled = Event()
         self.space = Event()
         self.space.set()
         self.room = Event()  # set while not backlogged (see backlogged)
@@ -81,6 +85,7 @@ class Drain:
         self.writers: set[gevent.Greenlet] = set()
         self.connections = 0
         self.failures = 0  # consecutive
+        self.partials = 0  # consecutive writes the endpoint took only part of
         self.failing_since = 0.0
         self.paused_until = 0.0
         self.last_grow = 0.0
@@ -126,10 +131,13 @@ class Drain:
             self.room.clear()
         self.idle.clear()
         self.data.set()
+        if self.buffered >= self.gather_at:
+            self.filled.set()
         if not self.writers:
             self._spawn_writer()
         elif (
-            self.buffered > 2 * self.output.max_write
+            # two writes' worth, or (large writes) enough to hold inputs back
+            self.buffered > min(2 * self.output.max_write, self.high_water)
             and len(self.writers) < self.max_writers
             and self.failures == 0
             and time.monotonic() - self.last_grow > 0.5
@@ -158,6 +166,7 @@ class Drain:
         seconds, then drops (counted) what is left and closes the connections."""
         self.closed = True
         self.data.set()
+        self.filled.set()
         self.flush(timeout)
         gevent.killall(list(self.writers), block=True, timeout=1)
         left = sum(e[NPACKETS] for e in self.buf)
@@ -254,8 +263,11 @@ class Drain:
                     gevent.sleep(self.paused_until - now)
                     continue
                 gather = self.output.flush_interval - (now - last_write)
-                if gather > 0 and self.buffered < self.output.max_write and not self.closed:
-                    gevent.sleep(gather)
+                if gather > 0 and self.buffered < self.gather_at and not self.closed:
+                    # until the interval is over or a write's worth is in
+                    # (put sets filled), whichever comes first
+                    self.filled.clear()
+                    self.filled.wait(gather)
                 entries = self._take()
                 if not entries:
                     continue
@@ -279,21 +291,27 @@ class Drain:
                     raise
                 except Exception as e:  # noqa: BLE001 - every failure is retried
                     self._requeue(entries)
+                    if isinstance(e, Busy) and e.progress:
+                        self._partial(e)
+                        continue
                     if conn is not None:
                         self._close_conn(conn)
                         conn = None
-                    if reused and not self.failures:
+                    if reused and not self.failures and not isinstance(e, Busy):
                         # A connection that sat in the pool went stale (the
                         # receiver restarted): no sign the endpoint is down, so
                         # reconnect at once rather than back off.
                         continue
                     delay = self._failed(e)
+                    if isinstance(e, Busy) and e.retry_after:
+                        delay = max(delay, min(e.retry_after, cfg.drain_backoff_max))
                     if self._retire():
                         return  # shrink the pool while the endpoint is in trouble
                     if delay:
                         gevent.sleep(delay)
                     continue
                 last_write = time.monotonic()
+                self.partials = 0
                 if self.failures:
                     self._recovered()
                 self._finish(entries)
@@ -346,6 +364,20 @@ class Drain:
             return 0.0
         base = min(cfg.drain_backoff_max, 0.1 * (2 ** min(self.failures - 1, 20)))
         return base * random.uniform(0.5, 1.5)
+
+    def _partial(self, err: Busy) -> None:
+        """The endpoint took part of a write and asks for the rest later: it
+        is healthy (a failure streak ends), the rest waits a short backoff
+        that doubles while this repeats, and the connection stays."""
+        self.partials += 1
+        self.rt.metrics.inc("logtrain_drain_errors_total", drain=self.name)
+        if self.failures:
+            self._recovered()
+        if self.rt.ratelimit.allow(("drain-partial", self.name)) is not None:
+            self.rt.log.warning("drain endpoint asked for part of a write again", drain=self.name,
+                                error=self.output.url.scrub(_describe(err)))
+        base = min(self.rt.config.drain_backoff_max, 0.05 * (2 ** min(self.partials, 10)))
+        gevent.sleep(max(base * random.uniform(0.5, 1.5), err.retry_after))
 
     def _recovered(self) -> None:
         self.rt.log.info("drain recovered", drain=self.name, attempts=self.failures,
