@@ -53,6 +53,7 @@ class Ack:
 
 # Buffered bytes above which a healthy drain asks inputs to wait (see congested).
 HIGH_WATER = 1 << 20
+HEADROOM = 256 << 10  # below the cap, for the batch an input has in hand
 
 # A buffered entry: [item, nbytes, npackets, acks or None]
 ITEM, NBYTES, NPACKETS, ACKS = range(4)
@@ -66,6 +67,10 @@ class Drain:
         self.name = output.url.safe
         self.cap = cfg.drain_buffer_size
         self.high_water = min(self.cap // 2, HIGH_WATER)
+        # Batches writers hold count against the cap too: inputs also wait
+        # when buffered and in flight together near it, or a pool of slow
+        # writers lets them fill the buffer until it drops (200 senders did).
+        self.soft_cap = max(self.high_water, self.cap - min(HEADROOM, self.cap // 4))
         self.max_writers = min(cfg.drain_max_connections,
                                output.max_connections or cfg.drain_max_connections)
         self.buf: deque[list] = deque()
@@ -100,12 +105,13 @@ class Drain:
 
     @property
     def congested(self) -> bool:
-        """Holding more than ``high_water`` while the endpoint is taking data:
-        inputs that can push back should wait. A healthy drain needs little
+        """Holding more than ``high_water`` (or, with what writers hold, near
+        the cap) while the endpoint is taking data: inputs that can push back
+        should wait. A healthy drain needs little
         buffer, so the rest of the cap stays free for outages; a failing
         endpoint is not waited for (its buffer fills, then drops), so it never
         stalls the other drains."""
-        return self.buffered > self.high_water and self.failures == 0
+        return not self.space.is_set() and self.failures == 0
 
     @property
     def backlogged(self) -> bool:
@@ -125,10 +131,7 @@ class Drain:
             ack.hold()
         self.buf.append([item, nbytes, len(packets), [ack] if ack else None])
         self.buffered += nbytes
-        if self.buffered > self.high_water:
-            self.space.clear()
-        if self.buffered + self.inflight > self.high_water:
-            self.room.clear()
+        self._flow()
         self.idle.clear()
         self.data.set()
         if self.buffered >= self.gather_at:
@@ -152,6 +155,19 @@ class Drain:
         self._drop(len(packets), reason, None)
         return False
 
+    def _flow(self) -> None:
+        """Sets the events inputs wait on from what is held: ``space`` (see
+        congested) and ``room`` (see backlogged)."""
+        held = self.buffered + self.inflight
+        if self.buffered > self.high_water or held > self.soft_cap:
+            self.space.clear()
+        else:
+            self.space.set()
+        if held > self.high_water:
+            self.room.clear()
+        else:
+            self.room.set()
+
     def wait_space(self, timeout: float) -> None:
         """Blocks while the drain is congested, at most ``timeout`` seconds."""
         if self.congested:
@@ -174,7 +190,7 @@ class Drain:
             acks = [a for e in self.buf if e[ACKS] for a in e[ACKS]]
             self.buf.clear()
             self.buffered = 0
-            self.room.set()
+            self._flow()
             # the acks were held by put(): release them as failed
             self._drop(left, "shutdown", None)
             for a in acks:
@@ -199,8 +215,7 @@ class Drain:
             entries.append(e)
         self.buffered -= size
         self.inflight += size
-        if self.buffered <= self.high_water:
-            self.space.set()
+        self._flow()
         return entries
 
     def _requeue(self, entries: list[list]) -> None:
@@ -208,8 +223,7 @@ class Drain:
         self.buf.extendleft(reversed(entries))
         self.inflight -= size
         self.buffered += size
-        if self.buffered > self.high_water:
-            self.space.clear()
+        self._flow()
         # Wake the other writers: they went back to waiting when this one took
         # the entries, and if it now retires nobody else would look at them
         # until the next put (lines sat in the buffer after a receiver restart).
@@ -224,8 +238,7 @@ class Drain:
         every batch that lost a packet is acknowledged as failed."""
         total = sum(e[NPACKETS] for e in entries)
         self.inflight -= sum(e[NBYTES] for e in entries)
-        if self.buffered + self.inflight <= self.high_water:
-            self.room.set()
+        self._flow()
         dropped = min(dropped, total)
         # counted before the acks fire, so that a callback sees its delivery counted
         if total > dropped:
