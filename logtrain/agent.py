@@ -4,6 +4,7 @@ lifecycle (start, signals, graceful shutdown)."""
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import time
 from typing import Any
@@ -36,6 +37,7 @@ class Agent:
     def start(self) -> None:
         """Starts everything; raises ConfigError for what the configuration got wrong."""
         rt, cfg = self.rt, self.rt.config
+        self._open_spools()
         if cfg.routes_file:
             ds = StaticRoutes(rt, self.router, cfg.routes_file)
             errors = ds.load()
@@ -97,6 +99,26 @@ class Agent:
                     inputs=",".join(i.describe() for i in self.inputs),
                     datasources=",".join(d.describe() for d in self.datasources),
                     routes=len(self.router.routes), http_port=cfg.http_port)
+
+    def _open_spools(self) -> None:
+        """The drains' disk spools, when STATE_DIR can hold them; without them
+        a full drain buffer drops (counted), as it said at start."""
+        cfg = self.rt.config
+        if not cfg.spool_max_bytes:
+            return
+        from logtrain.spool import Spools
+
+        root = os.path.join(cfg.state_dir, "spool")
+        try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            if not os.access(root, os.W_OK | os.X_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as e:
+            self.rt.log.error("no disk spool: a drain whose buffer fills will drop lines",
+                              directory=root, error=e.strerror or str(e))
+            return
+        self.rt.spools = Spools(self.rt, cfg.state_dir, cfg.spool_max_bytes,
+                                cfg.spool_total_max_bytes)
 
     def run(self) -> int:
         try:

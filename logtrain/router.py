@@ -86,6 +86,11 @@ class Router:
         urls[url] = urls.get(url, 0) + 1
         self.url_refs[url] = self.url_refs.get(url, 0) + 1
         self._changed(table is self.globs)
+        spools = self.rt.spools
+        if url not in self.drains and spools is not None and spools.has_data(url):
+            # an earlier run left lines in this drain's spool: replay them now
+            d = self.drains[url] = self._drain_factory(url)
+            self.rt.log.info("opened drain", drain=d.name, reason="spool left by an earlier run")
 
     def remove_route(self, source: str, host: str, url: str) -> bool:
         key = (source, host.lower(), url)
