@@ -213,6 +213,8 @@ class Drain:
         # memory only: what the spool holds stays there for the next start
         deadline = time.monotonic() + timeout
         while (self.buf or self.inflight) and self.writers and time.monotonic() < deadline:
+            if self.failures and self.spool is not None:
+                break  # the endpoint is down: spool now rather than wait it out
             gevent.sleep(0.05)
         gevent.killall(list(self.writers), block=True, timeout=1)
         sp = self.spool
