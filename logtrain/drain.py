@@ -197,7 +197,10 @@ class Drain:
 
     def wait_space(self, timeout: float) -> None:
         """Blocks while the drain is congested, at most ``timeout`` seconds."""
-        if self.congested:
+        if self.full:
+            # the spool at its cap (or unwritable) frees no memory event: poll
+            gevent.sleep(min(timeout, 0.25))
+        elif self.congested:
             self.space.wait(timeout)
 
     def flush(self, timeout: float) -> bool:
@@ -364,10 +367,11 @@ class Drain:
                     if conn is not None:
                         self._close_conn(conn)
                         conn = None
-                    if reused and not self.failures:
+                    if reused and not self.failures and not isinstance(e, TimeoutError):
                         # A connection that sat in the pool went stale (the
                         # receiver restarted): no sign the endpoint is down, so
-                        # reconnect at once rather than back off.
+                        # reconnect at once rather than back off. A timeout is
+                        # such a sign (a receiver that stopped reading).
                         continue
                     delay = self._failed(e)
                     if self._retire():

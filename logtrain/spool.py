@@ -36,6 +36,7 @@ from logtrain import spool_format as fmt
 
 SEGMENT_MAX = 4 << 20
 CURSOR_EVERY = 1.0  # seconds between cursor writes while replaying
+ERROR_RETRY = 1.0  # seconds a spool that could not write counts as full
 
 
 class Segment:
@@ -74,6 +75,7 @@ class Spool:
         self.cursor_at = 0.0
         self.cursor_dirty = False
         self.error = ""  # the last append error, until an append succeeds
+        self.error_at = 0.0
         self._open_existing()
 
     # ----------------------------------------------------------------- start
@@ -159,6 +161,8 @@ class Spool:
     def full(self) -> bool:
         """Within a segment of its cap (or all spools of theirs): inputs that can
         push back should, rather than make it drop its oldest data."""
+        if self.error and time.monotonic() - self.error_at < ERROR_RETRY:
+            return True  # cannot write (a full disk): until the next try
         return (self.bytes + self.segment_max >= self.cap
                 or self.owner.total + self.segment_max >= self.owner.total_cap)
 
@@ -175,9 +179,12 @@ class Spool:
         try:
             if seg is None or seg.size >= self.segment_max:
                 seg = self._new_segment()
-            n = os.write(self.fd, data)
-            if n != len(data):
-                raise OSError(28, "short write (no space left on device?)")
+            view = memoryview(data)
+            while view:  # a short write is followed by one that says why
+                n = os.write(self.fd, view)
+                if n <= 0:
+                    raise OSError(28, os.strerror(28))
+                view = view[n:]
         except OSError as e:
             if seg is not None and self.fd >= 0:
                 try:  # cut the partial record off, or seal the segment before it
@@ -219,9 +226,15 @@ class Spool:
     def _failed(self, why: str) -> bool:
         rt = self.owner.rt
         rt.metrics.inc("logtrain_spool_errors_total", drain=self.name)
-        if why != self.error or rt.ratelimit.allow(("spool-error", self.name)) is not None:
-            rt.log.error("spool: cannot write", drain=self.name, error=why)
+        key = ("spool-error", self.name)
+        if why != self.error:
+            rt.ratelimit.forget(key)
+        held = rt.ratelimit.allow(key)
+        if held is not None:
+            rt.log.error("spool: cannot write", drain=self.name, error=why,
+                         failed_writes_since_last_report=held)
         self.error = why
+        self.error_at = time.monotonic()
         return False
 
     def _make_room(self, need: int) -> bool:

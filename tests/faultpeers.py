@@ -38,16 +38,27 @@ class CountingSink:
         self.connections = 0
         self.sock: socket.socket | None = None
         self.up = threading.Event()
+        self.reading = threading.Event()  # cleared: accepts, never reads (until resume)
+        if not never_read:
+            self.reading.set()
         self.start()
 
     def start(self) -> CountingSink:
-        self.sock = socket.create_server(("127.0.0.1", self.port), backlog=64)
-        if self.never_read:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.never_read:  # before listen(), or the window is already scaled
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.up.set()
         threading.Thread(target=self._accept, args=(self.sock,), daemon=True).start()
         return self
+
+    def resume(self) -> None:
+        """Starts reading the connection it left unread, and listening again."""
+        self.reading.set()
+        self.start()
 
     def stop(self) -> None:
         """Down: no more connections; open ones half-closed and read to their end."""
@@ -72,16 +83,20 @@ class CountingSink:
             self.connections += 1
             self.conns.add(conn)
             threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+            if not self.reading.is_set():
+                # One stuck connection, later ones refused: a hung receiver,
+                # not a kernel that keeps accepting into fresh buffers.
+                lsock.shutdown(socket.SHUT_RDWR)
+                lsock.close()
+                return
 
     def _read(self, conn: socket.socket) -> None:
         rest = b""
         next_reset = time.monotonic() + random.expovariate(1 / self.reset_every) \
             if self.reset_every else None
         try:
-            if self.never_read:
-                while self.up.is_set():
-                    time.sleep(0.2)
-                return
+            while not self.reading.wait(0.2):
+                pass
             conn.settimeout(0.2)
             while True:
                 try:

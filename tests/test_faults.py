@@ -92,9 +92,10 @@ def test_receiver_down_30s_at_5000_lines_a_second_loses_nothing(tmp_path):
 
 
 def test_receiver_that_never_reads_spools_within_the_memory_budget(tmp_path):
-    """A receiver accepts and never reads: writes time out, the drain spools.
-    5,000 lines/s for 15 s; then a reading receiver takes its place and gets
-    every line."""
+    """A receiver accepts and never reads: its socket buffers fill, writes
+    time out, the drain spools. 5,000 lines/s for 15 s; then the receiver
+    starts reading (what sat in its socket buffers included) and gets every
+    line."""
     sink = CountingSink(never_read=True)
     agent = tcp_agent(tmp_path, f"syslog+tcp://127.0.0.1:{sink.port}", DRAIN_WRITE_TIMEOUT="1",
                       DRAIN_BACKOFF_MAX="1", DRAIN_PAUSE_INTERVAL="1", DRAIN_PAUSE_MAX="2")
@@ -107,9 +108,7 @@ def test_receiver_that_never_reads_spools_within_the_memory_budget(tmp_path):
             rss.append(agent.rss_mib())
         spooled = agent.metric("logtrain_drain_spool_bytes")
         sent = sender.finish()
-        sink.stop()
-        port = sink.port
-        sink = CountingSink(port)
+        sink.resume()
         wait_for(lambda: sink.count()[0] >= sent, 60, 0.5, what=f"{sent} lines at the sink")
         got, dups = sink.count()
         peak = agent.peak_rss_mib()
@@ -144,7 +143,7 @@ def test_receiver_resetting_connections_at_random(tmp_path):
         peak = agent.peak_rss_mib()
         report("receiver resets connections", sent, got, dups, peak, resets=sink.resets,
                connections=sink.connections)
-        assert sink.resets >= 10 and sink.connections > sink.resets
+        assert sink.connections >= sink.resets >= 10  # reconnected after every reset
         assert got >= sent * 0.99, f"lost {sent - got} of {sent}"
         assert agent.healthy()
     finally:
