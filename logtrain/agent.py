@@ -72,6 +72,11 @@ class Agent:
                                             cfg.drain_max_connections)
             PersistentAPI(rt).register(self.http, cfg.api_token)
         if cfg.metrics:
+            from logtrain.origmetrics import OriginalMetrics
+
+            orig = OriginalMetrics(rt, self.router)
+            rt.metrics.collectors.append(orig.render)
+            rt.tasks.spawn("original-metrics", orig.run)
             self.http.add("/metrics", ("GET",), lambda env, body: (
                 "200 OK", [("Content-Type", "text/plain; version=0.0.4")],
                 rt.metrics.render().encode()))
@@ -95,10 +100,21 @@ class Agent:
             ds.start()
         if cfg.stats_interval:
             rt.tasks.spawn("stats", self._stats_loop)
+        self.http.readiness = self._ready
         rt.log.info("logtrain started", version=__version__,
                     inputs=",".join(i.describe() for i in self.inputs),
                     datasources=",".join(d.describe() for d in self.datasources),
                     routes=len(self.router.routes), http_port=cfg.http_port)
+
+    def _ready(self) -> tuple[bool, str]:
+        """/readyz: inputs listening (start() got this far) and every
+        datasource's routes loaded at least once."""
+        if self.stopping.is_set():
+            return False, "stopping"
+        for ds in self.datasources:
+            if getattr(ds, "connected", True) is False and not getattr(ds, "rows", None):
+                return False, f"{ds.describe()} has not loaded its routes yet"
+        return True, ""
 
     def _open_spools(self) -> None:
         """The drains' disk spools, when STATE_DIR can hold them; without them

@@ -57,8 +57,15 @@ class Router:
         self.closing: set[gevent.Greenlet] = set()
         self._cache: dict[str, tuple[Drain, ...]] = {}
         rt.metrics.gauge("logtrain_routes", lambda: len(self.routes))
+        rt.metrics.collectors.append(self._routes_by_source)
 
     # ----------------------------------------------------------------- table
+
+    def _routes_by_source(self) -> list[tuple[str, dict, int]]:
+        per: dict[str, int] = {}
+        for (source, _h, _u), n in self.routes.items():
+            per[source] = per.get(source, 0) + n
+        return [("logtrain_datasource_routes", {"source": k}, v) for k, v in per.items()]
 
     def check_route(self, source: str, host: str, url: str) -> None:
         """Raises ValueError (the reason) for a hostname no packet can carry or

@@ -92,6 +92,9 @@ SETTINGS: list[Setting] = [
     S("STATE_DIR", "str", "/var/lib/logtrain", "directory for checkpoints and spools", "agent",
       path=True),
     S("METRICS", "bool", False, "serve Prometheus metrics on HTTP_PORT at /metrics", "agent"),
+    S("METRICS_ORIGINAL_INTERVAL", "float", 300.0,
+      "seconds between the observations of the original logtrain's histograms "
+      "(logtrain_packets_sent and the like) on /metrics", "agent", low=0.1),
     S("STATS_INTERVAL", "float", 60.0,
       "seconds between progress lines in the agent's log (0: never)", "agent", low=0),
     S("SHUTDOWN_TIMEOUT", "float", 10.0, "seconds to flush drains on SIGTERM", "agent", low=0),
