@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import pytest
 
@@ -146,3 +147,41 @@ def test_total_cap_over_all_drains_drops_the_oldest_of_all(tmp_path):
     assert spools.total <= 512 << 10
     assert spools.total == a.bytes + b.bytes
     assert drops.get("a", 0) > 0 and not drops.get("b")  # a's data was the oldest
+
+
+def test_shutdown_spools_what_is_buffered_and_the_next_start_replays_it(tmp_path):
+    """2,000 lines (under the memory high-water mark, so still in memory) for a
+    receiver that is down; SIGTERM spools them instead of dropping them; the
+    next start, with the receiver up, delivers every one, once."""
+    import socket
+
+    from faultpeers import CountingSink
+    from peers import Agent, free_port, wait_for
+
+    sink = CountingSink()
+    sink.stop()
+    port = free_port()
+    env = {"SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(port), "DRAIN_BACKOFF_MAX": "0.5"}
+    routes = f"*  syslog+tcp://127.0.0.1:{sink.port}\n"
+    a = Agent(tmp_path / "agent", env, routes).start()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"".join(b"<14>1 2026-11-25T00:00:00Z h app - - - seq=%d\n" % i
+                           for i in range(2000)))
+    wait_for(lambda: a.metric("logtrain_input_frames_total") >= 2000, 10, what="2000 lines in")
+    time.sleep(0.5)
+    assert a.metric("logtrain_drain_spool_bytes") == 0  # all in memory so far
+    assert a.stop() == 0
+    log = a.log()
+    assert "undelivered_at_shutdown=0" in log, log
+    sink.start()
+    b = Agent(tmp_path / "agent", env, routes).start()
+    try:
+        wait_for(lambda: sink.count()[0] >= 2000, 15, what="2000 lines replayed after restart")
+        time.sleep(0.5)
+        got, dups = sink.count()
+        print(f"\nspooled at shutdown, replayed at start: sent=2000 received={got} duplicates={dups}")
+        assert sink.missing(2000) == [] and dups == 0
+        assert "spool found: replaying" in b.log()
+    finally:
+        assert b.stop() == 0
+        sink.stop()
