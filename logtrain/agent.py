@@ -122,7 +122,7 @@ class Agent:
         cfg = self.rt.config
         if not cfg.spool_max_bytes:
             return
-        from logtrain.spool import Spools
+        from logtrain.spools import Spools
 
         root = os.path.join(cfg.state_dir, "spool")
         try:

@@ -30,9 +30,12 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logtrain import spool_format as fmt
+
+if TYPE_CHECKING:
+    from logtrain.spools import Spools
 
 SEGMENT_MAX = 4 << 20
 CURSOR_EVERY = 1.0  # seconds between cursor writes while replaying
@@ -62,7 +65,7 @@ class Spool:
         self.on_drop = on_drop
         self.cap = owner.cap
         self.segment_max = max(64 << 10, min(SEGMENT_MAX, self.cap // 4))
-        self.dir = os.path.join(owner.root, hashlib.sha256(url.encode()).hexdigest()[:20])
+        self.dir = spool_dir(owner.root, url)
         self.segments: deque[Segment] = deque()
         self.bytes = 0  # on disk, all segments
         self.packets = 0  # not yet taken by a writer
@@ -76,75 +79,6 @@ class Spool:
         self.cursor_dirty = False
         self.error = ""  # the last append error, until an append succeeds
         self.error_at = 0.0
-        self._open_existing()
-
-    # ----------------------------------------------------------------- start
-
-    def _open_existing(self) -> None:
-        try:
-            names = sorted(n for n in os.listdir(self.dir) if n.endswith(".seg"))
-        except FileNotFoundError:
-            return
-        cseq, coff = self._read_cursor()
-        self.commit = (cseq, coff)
-        for i, n in enumerate(names):
-            try:
-                seq = int(n[:-4])
-            except ValueError:
-                continue
-            path = os.path.join(self.dir, n)
-            if seq < cseq:
-                _unlink(path)  # delivered before the last stop
-                continue
-            last = i == len(names) - 1
-            with open(path, "rb+") as f:
-                good, packets, damaged = fmt.scan(f, verify=last)
-                size = f.seek(0, 2)
-                if damaged:
-                    self._set_aside(path, packets, f"a damaged record at byte {good}")
-                    continue
-                if good < size:
-                    f.truncate(good)
-                    self.owner.rt.metrics.inc("logtrain_spool_torn_total", drain=self.name)
-                    self.owner.rt.log.warning("spool: torn last record skipped", drain=self.name,
-                                              segment=path, bytes=size - good)
-            seg = Segment(seq, path, good, packets)
-            self.segments.append(seg)
-            self.bytes += good
-            self.packets += packets
-            if seq == cseq and coff:
-                self._skip_to(seg, min(coff, good))
-        if self.segments:
-            first = self.segments[0]
-            self.read_seq, self.read_off = first.seq, (self.read_off if first.seq == cseq else 0)
-            self.commit = (self.read_seq, self.read_off)
-            self.owner.rt.log.info("spool found: replaying", drain=self.name,
-                                   packets=self.packets, bytes=self.bytes)
-
-    def _skip_to(self, seg: Segment, off: int) -> None:
-        """Starts reading ``seg`` at ``off`` (the cursor): what lies before it was delivered."""
-        skipped = 0
-        with open(seg.path, "rb") as f:
-            pos = 0
-            while pos < off:
-                head = f.read(fmt.HEAD_SIZE)
-                if len(head) < fmt.HEAD_SIZE:
-                    break
-                _m, length, _c, n = fmt.HEAD.unpack(head)
-                pos += fmt.HEAD_SIZE + length
-                f.seek(pos)
-                skipped += n
-        seg.read_packets = skipped
-        self.packets -= skipped
-        self.read_off = off
-
-    def _read_cursor(self) -> tuple[int, int]:
-        try:
-            with open(os.path.join(self.dir, "cursor")) as f:
-                seq, off = f.read().split()
-            return int(seq), int(off)
-        except (OSError, ValueError):
-            return 0, 0
 
     # ----------------------------------------------------------------- writing
 
@@ -336,9 +270,9 @@ class Spool:
         self.owner.total -= seg.size
         lost = seg.packets - seg.read_packets
         self.packets -= lost
-        self._set_aside(seg.path, lost, why)
+        self.set_aside(seg.path, lost, why)
 
-    def _set_aside(self, path: str, packets: int, why: str) -> None:
+    def set_aside(self, path: str, packets: int, why: str) -> None:
         rt = self.owner.rt
         try:
             os.replace(path, path[:-4] + ".corrupt")
@@ -406,41 +340,9 @@ class Spool:
             self.owner.total -= self.bytes
 
 
-class Spools:
-    """Every drain's spool, under STATE_DIR/spool, with the cap they share."""
-
-    def __init__(self, rt: Any, state_dir: str, cap: int, total_cap: int) -> None:
-        self.rt = rt
-        self.root = os.path.join(state_dir, "spool")
-        self.cap = cap
-        self.total_cap = total_cap
-        self.total = 0
-        self.spools: dict[str, Spool] = {}
-
-    def open(self, url: str, name: str, on_drop: Callable[[int, str], None]) -> Spool:
-        sp = Spool(self, url, name, on_drop)
-        self.total += sp.bytes
-        self.spools[sp.dir] = sp
-        return sp
-
-    def has_data(self, url: str) -> bool:
-        """A spool left by an earlier run for this URL (its drain should open at
-        once to replay it, not wait for the next packet routed to it)."""
-        d = os.path.join(self.root, hashlib.sha256(url.encode()).hexdigest()[:20])
-        try:
-            return d not in self.spools and any(n.endswith(".seg") for n in os.listdir(d))
-        except OSError:
-            return False
-
-    def oldest(self) -> Spool | None:
-        """The spool whose oldest segment is the oldest of all (and not its only
-        one being written, which would leave it nowhere to write)."""
-        best = None
-        for sp in self.spools.values():
-            if len(sp.segments) > 1 or (sp.segments and sp.fd < 0):
-                if best is None or sp.segments[0].created < best.segments[0].created:
-                    best = sp
-        return best
+def spool_dir(root: str, url: str) -> str:
+    """A drain's directory: named by a hash, never by the URL (credentials)."""
+    return os.path.join(root, hashlib.sha256(url.encode()).hexdigest()[:20])
 
 
 def _unlink(path: str) -> None:

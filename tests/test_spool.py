@@ -14,8 +14,8 @@ from logtrain.config import load
 from logtrain.log import Log, RateLimit
 from logtrain.metrics import Metrics
 from logtrain.runtime import Runtime
-from logtrain.spool import Spools
 from logtrain.spool_format import CodecError, dump_item, load_item
+from logtrain.spools import Spools
 
 URL = "syslog+tcp://user:hunter2@127.0.0.1:1"
 NAME = "syslog+tcp://user:***@127.0.0.1:1"
