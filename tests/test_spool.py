@@ -185,3 +185,55 @@ def test_shutdown_spools_what_is_buffered_and_the_next_start_replays_it(tmp_path
     finally:
         assert b.stop() == 0
         sink.stop()
+
+
+def test_at_the_spool_cap_tcp_stops_reading_http_answers_503_udp_drops_counted(tmp_path):
+    """A drain whose receiver is down, with a 1 MiB spool cap: 10,000 lines/s
+    over TCP for 8 s (~13 MB) reach the cap and the TCP input stops reading
+    (the sender is held back, nothing dropped); an HTTP post then gets 503 with
+    Retry-After; 20,000 UDP datagrams cannot be held back: the spool drops its
+    oldest, counted, logged with the drain's masked URL."""
+    import socket
+
+    from faultpeers import CountingSink, RateSender
+    from peers import Agent, free_port, wait_for
+
+    sink = CountingSink()
+    sink.stop()
+    tcp, udp = free_port(), free_port()
+    url = f"syslog+tcp://user:hunter2@127.0.0.1:{sink.port}"
+    a = Agent(tmp_path / "agent", {
+        "SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(tcp), "SYSLOG_UDP": "true",
+        "SYSLOG_UDP_PORT": str(udp), "HTTP_SYSLOG": "true", "SPOOL_MAX_BYTES": "1M",
+        "DRAIN_BUFFER_SIZE": "256K", "DRAIN_BACKOFF_MAX": "0.5"}, f"*  {url}\n").start()
+    sender = RateSender(tcp, 10000)
+    try:
+        sender.start()
+        time.sleep(8)
+        sender.halt.set()
+        sent = sender.sent
+        spool = a.metric("logtrain_drain_spool_bytes")
+        took = a.metric("logtrain_input_frames_total", input="syslog_tcp")
+        # the agent stopped taking lines; what the sender wrote since waits in
+        # the socket buffers (a few MB)
+        assert took < sent - 10000, (took, sent, spool)
+        assert a.metric("logtrain_drain_dropped_total") == 0
+        assert spool <= 1 << 20
+        code, headers, body = a.post("/syslog", b"<14>1 - web app - - - http line\n")
+        assert code == 503 and headers.get("Retry-After") == "5", (code, body)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(20000):
+                s.sendto(b"<14>1 2026-11-25T00:00:00Z web app - - - udp %d %s" % (i, b"x" * 100),
+                         ("127.0.0.1", udp))
+                if i % 500 == 0:
+                    time.sleep(0.01)
+        wait_for(lambda: a.metric("logtrain_drain_dropped_total", reason="spool_full") > 0, 10,
+                 what="oldest spooled lines dropped")
+        log = a.log()
+        assert "spool over its cap: oldest data dropped" in log and "hunter2" not in log
+        assert a.metric("logtrain_drain_spool_bytes") <= 1 << 20
+        print(f"\nat the cap: tcp sent={sent} taken={int(took)} "
+              f"spool={int(spool)} B; "
+              f"udp dropped={int(a.metric('logtrain_drain_dropped_total', reason='spool_full'))}")
+    finally:
+        assert a.stop() == 0
