@@ -65,6 +65,7 @@ HIGH_WATER = 1 << 20
 # A buffered entry: [item, nbytes, npackets, acks or None, spool token or None]
 ITEM, NBYTES, NPACKETS, ACKS, TOKEN = range(5)
 STATES = {"healthy": 0, "failing": 1, "paused": 2}
+FAILING_FLUSH = 3.0  # seconds a closing drain whose endpoint fails waits before spooling
 
 
 class Drain:
@@ -155,6 +156,8 @@ class Drain:
         if held >= self.cap and not spooling:
             return self._refuse(packets, ack, "buffer_full")
         item, nbytes = self.output.encode(packets)
+        if not spooling and self.spool is not None and held + nbytes > self.cap:
+            spooling = True  # this batch would overflow memory: it goes to disk instead
         if spooling:
             if self.spool.append(item, len(packets)):
                 # on disk: as good as delivered for the acknowledgement
@@ -215,9 +218,10 @@ class Drain:
         self.data.set()
         # memory only: what the spool holds stays there for the next start
         deadline = time.monotonic() + timeout
+        if self.failures and self.spool is not None:
+            # the endpoint is down: a retry or two, then spool rather than wait it out
+            deadline = min(deadline, time.monotonic() + FAILING_FLUSH)
         while (self.buf or self.inflight) and self.writers and time.monotonic() < deadline:
-            if self.failures and self.spool is not None:
-                break  # the endpoint is down: spool now rather than wait it out
             gevent.sleep(0.05)
         gevent.killall(list(self.writers), block=True, timeout=1)
         sp = self.spool
