@@ -107,18 +107,23 @@ class Spool:
             data = fmt.record(item, packets)
         except fmt.CodecError as e:
             return self._failed(str(e))
-        if not self._make_room(len(data)):
+        size = sum(map(len, data))
+        if len(data) > 64:  # many small parts (datagrams): one buffer, under IOV_MAX
+            data = [b"".join(data)]
+        if not self._make_room(size):
             return self._failed("the spools are at their total cap and hold nothing older to drop")
         seg = self.segments[-1] if self.fd >= 0 else None
         try:
             if seg is None or seg.size >= self.segment_max:
                 seg = self._new_segment()
-            view = memoryview(data)
-            while view:  # a short write is followed by one that says why
-                n = os.write(self.fd, view)
-                if n <= 0:
-                    raise OSError(28, os.strerror(28))
-                view = view[n:]
+            n = os.writev(self.fd, data)
+            if n < size:  # rare: the rest, whose write then says why it failed
+                view = memoryview(b"".join(data))[n:]
+                while view:
+                    n = os.write(self.fd, view)
+                    if n <= 0:
+                        raise OSError(28, os.strerror(28))
+                    view = view[n:]
         except OSError as e:
             if seg is not None and self.fd >= 0:
                 try:  # cut the partial record off, or seal the segment before it
@@ -126,10 +131,10 @@ class Spool:
                 except OSError:
                     self._seal()
             return self._failed(f"{e.strerror or e}" + (f" ({self.dir})" if e.errno else ""))
-        seg.size += len(data)
+        seg.size += size
         seg.packets += packets
-        self.bytes += len(data)
-        self.owner.total += len(data)
+        self.bytes += size
+        self.owner.total += size
         self.packets += packets
         if self.error:
             self.owner.rt.log.info("spool writable again", drain=self.name, after=self.error)

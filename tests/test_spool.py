@@ -237,3 +237,11 @@ def test_at_the_spool_cap_tcp_stops_reading_http_answers_503_udp_drops_counted(t
               f"udp dropped={int(a.metric('logtrain_drain_dropped_total', reason='spool_full'))}")
     finally:
         assert a.stop() == 0
+
+
+def test_items_of_thousands_of_datagrams_are_spooled_whole(tmp_path):
+    """A syslog+udp batch is a list of datagrams: more parts than one writev takes."""
+    o = Opened(str(tmp_path))
+    item = [b"<14>1 - h app - - - datagram %d" % i for i in range(3000)]
+    assert o.sp.append(item, 3000)
+    assert o.drain() == [item]
