@@ -170,7 +170,7 @@ def test_http_inputs_are_described_with_the_bound_address(tmp_path):
         start = next(x for x in a.log().splitlines() if "logtrain started" in x)
         assert f"http_syslog on 127.0.0.1:{port}/syslog" in start
         assert f"http_events on 127.0.0.1:{port}/events" in start
-        assert f"http=127.0.0.1:{port} http_serves=/events,/health,/metrics,/syslog" in start
+        assert f"http=127.0.0.1:{port} http_serves=/events,/health,/healthz,/metrics,/readyz,/syslog" in start
     finally:
         a.stop()
 
@@ -224,8 +224,11 @@ def test_reload_warnings_list_lines_in_file_order(tmp_path):
 
 
 def test_every_metric_has_a_help_text_of_its_own():
-    from logtrain.metrics import HELP, Metrics
+    from logtrain.metrics import HELP as OURS
+    from logtrain.metrics import Metrics
+    from logtrain.origmetrics import HELP as ORIGINAL
 
+    HELP = {**OURS, **ORIGINAL}
     names = set()
     for path in (ROOT / "logtrain").rglob("*.py"):
         names.update(re.findall(r"\"(logtrain_[a-z_]+)\"", path.read_text()))
@@ -322,6 +325,7 @@ def test_make_coverage_measures_the_agent_processes_the_tests_start(tmp_path):
 
 def test_readme_says_what_http_serves_and_quotes_the_coverage_figure():
     text = " ".join(README.split())
-    assert "with only `SYSLOG_TCP` on and `METRICS` off it serves `GET /health`" in text
+    assert ("with only `SYSLOG_TCP` on and `METRICS` off it serves the probes and nothing "
+            "else: `GET /health`") in text
     assert re.search(r"make coverage.*\*\*\d+\.\d%\*\* of the statements of `logtrain/`", text)
     assert "every figure here counts both" in text.lower()  # the executable's two processes
