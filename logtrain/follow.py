@@ -93,6 +93,7 @@ class FileFollower:
         self.wd: int | None = None  # its inotify watch (None: polled)
         self.more = True  # may have unread data: read at the next round
         self.done = False
+        self.at_end = False  # the last read was short: the end of the file, for now
         self.fingerprint = ""
         self.rewinds = 0
         self.lines = 0
@@ -158,6 +159,9 @@ class FileFollower:
         """The packets of the next chunk; None at the end of the file (after a
         rotation, the partial last line and anything joined are emitted)."""
         data = self.gz.read(limit) if self.compressed else self._pread(limit, self.pos)
+        # a short read is the end for now: the caller need not read again to
+        # learn it (one pread per changed file per round instead of two)
+        self.at_end = len(data) < limit
         if not data:
             if self.rotated:
                 return self._finish()

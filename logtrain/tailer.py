@@ -367,7 +367,7 @@ class Tailer(RotatedFiles, Watching):
                         batch, marks = [], []
                 else:
                     f.pending.append([f.safe, True])  # nothing to deliver up to here
-                if f.done:
+                if f.done or (f.at_end and not f.rotated):
                     break
             busy = busy or got > 0
         if batch:
