@@ -31,6 +31,7 @@ class Agent:
         self.inputs: list[Input] = []
         self.datasources: list[Any] = []
         self.closers: list[Any] = []  # closed last, after the drains
+        self.tails: Any = None  # logtrain.livetail.TailHub when MAX_TAILS > 0
         self.stopping = Event()
 
     def start(self) -> None:
@@ -73,6 +74,10 @@ class Agent:
             self.http.add("/metrics", ("GET",), lambda env, body: (
                 "200 OK", [("Content-Type", "text/plain; version=0.0.4")],
                 rt.metrics.render().encode()))
+        if cfg.max_tails or cfg.status_page:
+            from logtrain.status import serve
+
+            self.tails = serve(rt, self.router, self.http, self.inputs, self.datasources)
         for setting, target in INPUTS.items():
             if not getattr(cfg, setting.lower()):
                 continue
@@ -121,6 +126,8 @@ class Agent:
         started = time.monotonic()
         for inp in self.inputs:
             inp.stop()
+        if self.tails is not None:
+            self.tails.close()  # their streams end cleanly before the server stops
         self.http.stop()
         for ds in self.datasources:
             ds.stop()

@@ -54,6 +54,9 @@ class Router:
         self.drains: dict[str, Drain] = {}
         self.closing: set[gevent.Greenlet] = set()
         self._cache: dict[str, tuple[Drain, ...]] = {}
+        # sees every batch before its fan-out, dead packets included, while a
+        # live tail is attached (logtrain/livetail.py); None costs one test per batch
+        self.tap: Callable[[list[Packet]], None] | None = None
         rt.metrics.gauge("logtrain_routes", lambda: len(self.routes))
 
     # ----------------------------------------------------------------- table
@@ -171,6 +174,8 @@ class Router:
     def route(self, packets: list[Packet], ack: Ack | None = None) -> list[Drain]:
         """Hands the batch to every drain its hostnames route to; returns the
         drains that are congested, for inputs that can apply backpressure."""
+        if self.tap is not None:
+            self.tap(packets)
         cache = self._cache
         per_drain: dict[Drain, list[Packet]] = {}
         dead = 0
