@@ -1,4 +1,5 @@
-"""Entry point: ``logtrain [run|check-config|settings|version] [--config FILE] [--setting ...]``."""
+"""Entry point: ``logtrain [run|check-config|settings|version] [--config FILE] [--setting ...]``,
+and ``logtrain tail HOSTNAME...`` (logtrain/tailcli.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ def main(argv: list[str] | None = None) -> int:
     import reprlib
     import sys
 
+    rest = sys.argv[1:] if argv is None else argv
+    if rest[:1] == ["tail"]:  # a client of a running agent: no gevent, no settings
+        from logtrain.tailcli import main as tail
+
+        return tail(rest[1:])
     _defer_pprint()  # before gevent is imported
     import gevent
     from gevent import monkey
@@ -37,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Every setting is also read from the environment variable of the same name "
         "(upper case) and from the TOML file; precedence: flags, environment, file, defaults.",
     )
-    parser.add_argument("command", nargs="?", default="run", choices=("run", "check-config", "settings", "version"),
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "check-config", "settings", "version", "tail"),
                         help="run the agent (default), validate and print the configuration, "
-                        "print the table of settings (Markdown), or print the version")
+                        "print the table of settings (Markdown), print the version, or follow "
+                        "a running agent's live tail (logtrain tail --help)")
     parser.add_argument("--version", action="version", version=f"logtrain {__version__}")
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (or LOGTRAIN_CONFIG)")
     group = parser.add_argument_group("settings")
