@@ -28,6 +28,7 @@ import fnmatch
 import json
 import re
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -47,6 +48,9 @@ MAX_GLOBS = 32  # hostname parameters of one tail
 MATCH_CACHE = 4096  # hostnames whose answer a tail remembers
 WRITE_MAX = 64 << 10  # queued bytes joined into one write
 HEARTBEAT = 15.0  # seconds between SSE comments on a quiet tail (proxies close silent streams)
+DROPPED = ("logtrain_tail_dropped_total", ())  # its key in Metrics.counters
+MARKER_DELAY = 0.5  # seconds a marker waits for more lost lines (or lines) before it is sent
+WINDOW = 0.25  # seconds over which a tail's share of the agent's time is measured
 
 FORMATS = {
     "text": "text/plain; charset=utf-8",
@@ -123,16 +127,33 @@ class Tail(Stream):
         self.dropped = 0  # lines this tail lost
         self.wake = Event()
         self.closed = False
+        self.window = 0.0  # when the current WINDOW began
+        self.spent = 0.0  # seconds of the agent's time this tail took in it
+
+    def over_budget(self, now: float) -> bool:
+        """True while this tail has had its share of the current window (its
+        part of TAIL_CPU_SHARE): its lines are then dropped unencoded until
+        the next window, so tails never take the drains' time."""
+        if now - self.window >= WINDOW:
+            self.window, self.spent = now, 0.0
+            return False
+        return self.spent >= self.hub.allowance
+
+    def drop(self, lines: int) -> None:
+        self.dropped += lines
+        counters = self.hub.rt.metrics.counters  # Metrics.inc sorts labels: too slow per batch
+        counters[DROPPED] = counters.get(DROPPED, 0) + lines
+        q = self.queue
+        if q and q[-1].__class__ is int:
+            q[-1] += lines
+        else:
+            q.append(lines)
+            self.wake.set()
 
     def offer(self, data: bytes, lines: int) -> None:
         q = self.queue
         if self.queued and self.queued + len(data) > self.cap:
-            self.dropped += lines
-            self.hub.rt.metrics.inc("logtrain_tail_dropped_total", lines)
-            if q and isinstance(q[-1], int):
-                q[-1] += lines
-            else:
-                q.append(lines)
+            self.drop(lines)
             return
         q.append(data)
         self.queued += len(data)
@@ -147,15 +168,24 @@ class Tail(Stream):
         heartbeat = HEARTBEAT if self.fmt == "sse" else None
         try:
             while not self.closed:
-                if not self.queue:
+                q = self.queue
+                if not q:
                     self.wake.clear()
                     if not self.wake.wait(heartbeat) and heartbeat:
                         send(b": keep-alive\n\n")
                     continue
-                send(self._take())
+                if len(q) == 1 and q[0].__class__ is int:
+                    # only lost lines so far: one marker for a while of them,
+                    # not one write per dropped batch
+                    self.wake.clear()
+                    self.wake.wait(MARKER_DELAY)
+                data = self._take()
+                started = time.perf_counter()
+                send(data)
+                self.spent += time.perf_counter() - started
         finally:
             self.hub.detach(self)
-            watcher.kill(block=False)
+            watcher.kill()  # before the server reads the socket again
 
     def _take(self) -> bytes:
         """The queue's head, as much as one write takes, markers formatted."""
@@ -196,7 +226,10 @@ class TailHub:
         self.rt = rt
         self.router = router
         self.tails: dict[Tail, None] = {}
+        self.active: tuple[Tail, ...] = ()  # the same, as the tap iterates them
+        self.allowance = 0.0  # seconds of a WINDOW each tail may take
         rt.metrics.gauge("logtrain_tails", lambda: len(self.tails))
+        rt.metrics.inc("logtrain_tail_dropped_total", 0)
 
     def register(self, http, guard=None) -> None:
         http.add("/tail", ("GET",), self.handle, guard=guard)
@@ -225,7 +258,7 @@ class TailHub:
         fmt = negotiate(env.get("HTTP_ACCEPT", ""))
         tail = Tail(self, globs, fmt, env.get("REMOTE_ADDR", ""))
         self.tails[tail] = None  # from now on it sees every batch routed
-        self.router.tap = self.publish
+        self._changed()
         self.rt.metrics.inc("logtrain_tails_total")
         self.rt.log.info("live tail started", peer=tail.peer, hostname=",".join(globs), format=fmt)
         return "200 OK", [("Content-Type", FORMATS[fmt]), ("Cache-Control", "no-cache"),
@@ -245,10 +278,15 @@ class TailHub:
         tail.closed = True
         if tail in self.tails:
             del self.tails[tail]
+            self._changed()
             self.rt.log.info("live tail ended", peer=tail.peer, hostname=",".join(tail.matches.globs),
                              dropped_lines=tail.dropped)
-        if not self.tails:
-            self.router.tap = None
+
+    def _changed(self) -> None:
+        self.active = tuple(self.tails)
+        if self.active:
+            self.allowance = self.rt.config.tail_cpu_share * WINDOW / len(self.active)
+        self.router.tap = self.publish if self.active else None
 
     def close(self) -> None:
         """Ends every tail (the agent is stopping): each stream ends cleanly."""
@@ -274,16 +312,34 @@ class TailHub:
                                   failures_since_last_report=held)
 
     def _publish(self, packets: list[Packet]) -> None:
+        # per batch, not per line, where it can: inputs hand over small
+        # batches when they keep up, and this runs for each of them
         hosts = {p.hostname for p in packets}
+        single = packets[0].hostname if len(hosts) == 1 else None
         encoded: dict[tuple, tuple[bytes, int]] = {}
-        for tail in list(self.tails):
+        now = time.perf_counter()
+        for tail in self.active:
             match = tail.matches
-            want = frozenset(h for h in hosts if match(h))
-            if not want:
-                continue
-            key = (tail.fmt, None if len(want) == len(hosts) else want)
+            if single is not None:
+                if not match(single):
+                    continue
+                want = None
+            else:
+                want = frozenset(h for h in hosts if match(h))
+                if not want:
+                    continue
+                if len(want) == len(hosts):
+                    want = None
+            key = (tail.fmt, want)
             got = encoded.get(key)
             if got is None:
-                chosen = packets if key[1] is None else [p for p in packets if p.hostname in want]
+                if tail.over_budget(now):
+                    tail.drop(len(packets) if want is None else
+                              sum(p.hostname in want for p in packets))
+                    continue
+                chosen = packets if want is None else [p for p in packets if p.hostname in want]
                 got = encoded[key] = (ENCODERS[tail.fmt](chosen), len(chosen))
+                done = time.perf_counter()
+                tail.spent += done - now
+                now = done
             tail.offer(*got)

@@ -127,6 +127,9 @@ SETTINGS: list[Setting] = [
     S("TAIL_BUFFER_SIZE", "size", 256 << 10, "bytes queued per live tail; a client reading "
       "slower than lines flow loses lines (counted, and a marker line says how many)", "tails",
       low=1024),
+    S("TAIL_CPU_SHARE", "float", 0.05, "most of the agent's time all live tails together may "
+      "take (0.05: 5% of a core, split between the tails); past it a tail's lines are dropped "
+      "and marked, so tails never slow the drains", "tails", low=0.001, high=1),
     # --- inputs
     S("SYSLOG_TCP", "bool", False, "syslog over TCP input", "inputs", role="input"),
     S("SYSLOG_TCP_PORT", "port", 9002, "port of the syslog TCP input", "inputs"),

@@ -61,7 +61,9 @@ def seqs(lines: list[bytes]) -> dict[str, list[int]]:
 
 def test_three_concurrent_tails_each_get_exactly_their_hostnames_in_order(tmp_path, agents):
     sink = LineSink()
-    a = tcp_agent(tmp_path, f"app-a syslog+tcp://127.0.0.1:{sink.port}\n", agents)
+    # every line is checked: tails get the whole agent here, not TAIL_CPU_SHARE
+    a = tcp_agent(tmp_path, f"app-a syslog+tcp://127.0.0.1:{sink.port}\n", agents,
+                  TAIL_CPU_SHARE="1")
     t1 = TailClient(a.http_port, ["app-a"])  # text/plain: RFC5424 lines
     t2 = TailClient(a.http_port, ["app-b", "app-c"], "application/x-ndjson")  # no route: dead
     t3 = TailClient(a.http_port, ["APP-*"], "text/event-stream")  # a glob, any case
