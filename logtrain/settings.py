@@ -117,8 +117,8 @@ SETTINGS: list[Setting] = [
     S("DATASOURCE_BACKOFF_MAX", "float", 30.0,
       "longest wait between reconnections to a datasource, seconds", "routes", low=0),
     S("API_TOKEN", "str", "",
-      "bearer token of the routes API (off when unset) and of persistent reads", "routes",
-      secret=True),
+      "bearer token of the routes API (off when unset), of persistent reads, live tails and "
+      "the status page's data", "routes", secret=True),
     # --- live tails and the status page
     S("STATUS_PAGE", "bool", True, "the status page at / (its data at /status.json; behind "
       "API_TOKEN when it is set)", "tails"),

@@ -297,3 +297,35 @@ def test_logtrain_tail_follows_across_an_agent_restart(tmp_path, agents):
                           f"http://127.0.0.1:{http_port}", "--token", "wrong"],
                          cwd=str(ROOT), capture_output=True, timeout=30)
     assert bad.returncode == 2 and b"401" in bad.stderr
+
+
+def test_a_tail_of_one_application_loses_nothing_beside_a_flood(tmp_path, agents):
+    """Default TAIL_BUFFER_SIZE and TAIL_CPU_SHARE: 5,000 lines/s of the
+    tailed hostname all arrive while other hostnames flood the same agent."""
+    sink = LineSink()
+    a = tcp_agent(tmp_path, f"* syslog+tcp://127.0.0.1:{sink.port}\n", agents)
+    text = TailClient(a.http_port, ["steady-app"])
+    sse = TailClient(a.http_port, ["steady-*"], "text/event-stream")
+    flood = b"".join(line(f"noise-{i % 7}", i, "n" * 100) for i in range(200_000))
+    flooder = threading.Thread(target=send, args=(a.tcp, flood, 65536))
+    flooder.start()
+    rate, seconds = 5000, 3
+    with socket.create_connection(("127.0.0.1", a.tcp)) as s:
+        start = time.monotonic()
+        sent = 0
+        while sent < rate * seconds:
+            due = min(rate * seconds, int((time.monotonic() - start) * rate) + 1)
+            s.sendall(b"".join(line("steady-app", i, "s" * 100) for i in range(sent, due)))
+            sent = due
+            time.sleep(0.005)
+    flooder.join()
+    n = rate * seconds
+    text.wait(lambda: len(text.lines()) >= n, what="the text tail")
+    sse.wait(lambda: len(sse.events()) >= n, what="the SSE tail")
+    assert seqs(text.lines()) == {"steady-app": list(range(n))}
+    assert [int(p["message"].split("=")[1].split()[0]) for _, p in sse.events()] == list(range(n))
+    assert a.metric("logtrain_tail_dropped_total") == 0
+    sink.wait_lines(n + 200_000, timeout=60)
+    text.close()
+    sse.close()
+    sink.close()
