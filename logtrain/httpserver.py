@@ -365,7 +365,7 @@ class HTTPServer:
         path, _, query = req.target.partition("?")
         env: dict[str, Any] = {"REQUEST_METHOD": req.method, "PATH_INFO": unquote(path, "latin-1"),
                                "QUERY_STRING": query, "SERVER_PROTOCOL": req.version,
-                               "REMOTE_ADDR": conn.peer}
+                               "REMOTE_ADDR": conn.peer, "logtrain.reserve": conn.reserve}
         for name, value in req.headers:
             if "_" in name:
                 continue  # Foo_Bar and Foo-Bar would share a key: such fields are ignored

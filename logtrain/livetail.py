@@ -18,7 +18,9 @@ Events (``text/event-stream``, one ``data:`` packet JSON per event) for the
 status page's live-tail box. At most MAX_TAILS tails at once (429 beyond);
 a client that disconnects is noticed by a greenlet reading its socket and its
 tail is removed at once. Counted in metrics: ``logtrain_tails``,
-``logtrain_tails_total``, ``logtrain_tails_refused_total{reason}``,
+``logtrain_tails_total``, ``logtrain_tails_refused_total{reason}``
+(``max_tails``, ``bad_request``, ``max_connections``: a tail is never served
+on one of the few connections kept over MAX_CONNECTIONS for /health),
 ``logtrain_tail_dropped_total``.
 """
 
@@ -164,6 +166,13 @@ class Tail(Stream):
         self.wake.set()
 
     def run(self, sock: socket.socket, send: Callable[[bytes], None]) -> None:
+        try:  # a client that vanished without a word is found within a few minutes
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for opt, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
+                if hasattr(socket, opt):
+                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
+        except OSError:
+            pass
         watcher = gevent.spawn(self._watch, sock)
         heartbeat = HEARTBEAT if self.fmt == "sse" else None
         try:
@@ -251,6 +260,9 @@ class TailHub:
             except ValueError as e:
                 return self._refuse("bad_request", "400 Bad Request", f"hostname {g!r}: {e}", env)
         cfg = self.rt.config
+        if env.get("logtrain.reserve"):  # a slot over MAX_CONNECTIONS, kept for /health
+            return self._refuse("max_connections", "503 Service Unavailable",
+                                "too many connections, retry later", env, [("Retry-After", "5")])
         if len(self.tails) >= cfg.max_tails:
             return self._refuse("max_tails", "429 Too Many Requests",
                                 f"{cfg.max_tails} live tails already (MAX_TAILS)", env,

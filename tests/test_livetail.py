@@ -329,3 +329,18 @@ def test_a_tail_of_one_application_loses_nothing_beside_a_flood(tmp_path, agents
     text.close()
     sse.close()
     sink.close()
+
+
+def test_tails_never_take_the_connections_kept_for_health(tmp_path, agents):
+    """At MAX_CONNECTIONS the server keeps a few connections for one bodiless
+    GET each (/health): a tail is refused there, and /health still answers."""
+    a = tcp_agent(tmp_path, "# none\n", agents, MAX_CONNECTIONS="2")
+    tails = [TailClient(a.http_port, ["busy"]) for _ in range(2)]
+    assert [t.status for t in tails] == [200, 200]
+    extra = [TailClient(a.http_port, ["busy"]) for _ in range(3)]
+    assert [t.status for t in extra] == [503, 503, 503]
+    assert a.metric("logtrain_tails") == 2
+    assert a.metric("logtrain_tails_refused_total", reason="max_connections") == 3
+    assert a.health_ms() < 1000
+    for t in tails:
+        t.close()
