@@ -128,8 +128,9 @@ SETTINGS: list[Setting] = [
       "slower than lines flow loses lines (counted, and a marker line says how many)", "tails",
       low=1024),
     S("TAIL_CPU_SHARE", "float", 0.05, "most of the agent's time all live tails together may "
-      "take (0.05: 5% of a core, split between the tails); past it a tail's lines are dropped "
-      "and marked, so tails never slow the drains", "tails", low=0.001, high=1),
+      "take, in cores (0.05: a twentieth of one, split between the tails); past it a tail's "
+      "lines are dropped and marked, so tails never slow the drains", "tails", low=0.001,
+      high=1),
     # --- inputs
     S("SYSLOG_TCP", "bool", False, "syslog over TCP input", "inputs", role="input"),
     S("SYSLOG_TCP_PORT", "port", 9002, "port of the syslog TCP input", "inputs"),
