@@ -127,8 +127,8 @@ SETTINGS: list[Setting] = [
     S("TAIL_BUFFER_SIZE", "size", 256 << 10, "bytes queued per live tail; a client reading "
       "slower than lines flow loses lines (counted, and a marker line says how many)", "tails",
       low=1024),
-    S("TAIL_CPU_SHARE", "float", 0.05, "most of the agent's time all live tails together may "
-      "take, in cores (0.05: a twentieth of one, split between the tails); past it a tail's "
+    S("TAIL_CPU_SHARE", "float", 0.02, "most of the agent's time all live tails together may "
+      "take, in cores (0.02: a fiftieth of one, split between the tails); past it a tail's "
       "lines are dropped and marked, so tails never slow the drains", "tails", low=0.001,
       high=1),
     # --- inputs
