@@ -12,6 +12,12 @@ slowly, its batches are dropped, never anyone else's, and a marker in the
 stream says how many lines it lost (an RFC5424 line from ``logtrain``, an
 NDJSON object ``{"dropped": N, ...}``, an SSE ``dropped`` event).
 
+Tails also never take the drains' time: the CPU time they spend encoding and
+writing is measured per WINDOW, and they may use the agent's spare time (up
+to SPARE cores less what the agent itself used in the last window) or at
+least TAIL_CPU_SHARE of a core, split between them. A tail over its part has
+its lines dropped before they are encoded, marked the same way.
+
 Formats, by the request's Accept header: RFC5424 lines as ``text/plain``
 (the default), packet JSON as ``application/x-ndjson``, and Server-Sent
 Events (``text/event-stream``, one ``data:`` packet JSON per event) for the
@@ -21,7 +27,7 @@ tail is removed at once. Counted in metrics: ``logtrain_tails``,
 ``logtrain_tails_total``, ``logtrain_tails_refused_total{reason}``
 (``max_tails``, ``bad_request``, ``max_connections``: a tail is never served
 on one of the few connections kept over MAX_CONNECTIONS for /health),
-``logtrain_tail_dropped_total``.
+``logtrain_tail_dropped_total{reason}`` (``slow_client``, ``cpu_share``).
 """
 
 from __future__ import annotations
@@ -50,7 +56,10 @@ MAX_GLOBS = 32  # hostname parameters of one tail
 MATCH_CACHE = 4096  # hostnames whose answer a tail remembers
 WRITE_MAX = 64 << 10  # queued bytes joined into one write
 HEARTBEAT = 15.0  # seconds between SSE comments on a quiet tail (proxies close silent streams)
-DROPPED = ("logtrain_tail_dropped_total", ())  # its key in Metrics.counters
+# their keys in Metrics.counters, by reason
+SLOW = ("logtrain_tail_dropped_total", (("reason", "slow_client"),))
+BUSY = ("logtrain_tail_dropped_total", (("reason", "cpu_share"),))
+SPARE = 0.5  # cores of its own work below which the agent lends tails the rest of them
 MARKER_DELAY = 0.5  # seconds a marker waits for more lost lines (or lines) before it is sent
 WINDOW = 0.25  # seconds over which a tail's share of the agent's time is measured
 
@@ -81,7 +90,7 @@ def negotiate(accept: str) -> str:
 
 def marker(fmt: str, n: int) -> bytes:
     """What a stream says where it lost ``n`` lines."""
-    text = f"{n} lines dropped: this tail reads more slowly than lines flow"
+    text = f"{n} lines dropped: this tail's client read too slowly, or the agent was too busy"
     if fmt == "ndjson":
         return json.dumps({"dropped": n, "message": text}).encode() + b"\n"
     if fmt == "sse":
@@ -129,22 +138,12 @@ class Tail(Stream):
         self.dropped = 0  # lines this tail lost
         self.wake = Event()
         self.closed = False
-        self.window = 0.0  # when the current WINDOW began
-        self.spent = 0.0  # CPU seconds this tail took in it (encoding, writing)
+        self.spent = 0.0  # CPU seconds this tail took in the hub's window (encoding, writing)
 
-    def over_budget(self, now: float) -> bool:
-        """True while this tail has had its share of the current window (its
-        part of TAIL_CPU_SHARE): its lines are then dropped unencoded until
-        the next window, so tails never take the drains' time."""
-        if now - self.window >= WINDOW:
-            self.window, self.spent = now, 0.0
-            return False
-        return self.spent >= self.hub.allowance
-
-    def drop(self, lines: int) -> None:
+    def drop(self, lines: int, key: tuple = SLOW) -> None:
         self.dropped += lines
         counters = self.hub.rt.metrics.counters  # Metrics.inc sorts labels: too slow per batch
-        counters[DROPPED] = counters.get(DROPPED, 0) + lines
+        counters[key] = counters.get(key, 0) + lines
         q = self.queue
         if q and q[-1].__class__ is int:
             q[-1] += lines
@@ -191,7 +190,9 @@ class Tail(Stream):
                 data = self._take()
                 started = time.process_time()
                 send(data)  # waiting for a slow client costs no CPU and is not counted
-                self.spent += time.process_time() - started
+                took = time.process_time() - started
+                self.spent += took
+                self.hub.spent += took
         finally:
             self.hub.detach(self)
             watcher.kill()  # before the server reads the socket again
@@ -236,9 +237,13 @@ class TailHub:
         self.router = router
         self.tails: dict[Tail, None] = {}
         self.active: tuple[Tail, ...] = ()  # the same, as the tap iterates them
-        self.allowance = 0.0  # seconds of a WINDOW each tail may take
+        self.allowance = 0.0  # CPU seconds of a WINDOW each tail may take
+        self.window = 0.0  # when the current WINDOW began (monotonic)
+        self.window_cpu = 0.0  # the process's CPU time then
+        self.spent = 0.0  # CPU seconds all tails took in it
         rt.metrics.gauge("logtrain_tails", lambda: len(self.tails))
-        rt.metrics.inc("logtrain_tail_dropped_total", 0)
+        for key in (SLOW, BUSY):
+            rt.metrics.counters.setdefault(key, 0)
 
     def register(self, http, guard=None) -> None:
         http.add("/tail", ("GET",), self.handle, guard=guard)
@@ -296,9 +301,21 @@ class TailHub:
 
     def _changed(self) -> None:
         self.active = tuple(self.tails)
-        if self.active:
-            self.allowance = self.rt.config.tail_cpu_share * WINDOW / len(self.active)
+        self.window = 0.0  # the next batch starts a window with the new allowance
         self.router.tap = self.publish if self.active else None
+
+    def _next_window(self, now: float) -> None:
+        """What tails may take in the window starting now: the agent's spare
+        time up to SPARE cores (its own work measured over the last window),
+        and never less than TAIL_CPU_SHARE, split between the tails."""
+        cpu = time.process_time()
+        wall = now - self.window
+        own = (cpu - self.window_cpu - self.spent) / wall if self.window and wall > 0 else SPARE
+        cores = max(self.rt.config.tail_cpu_share, SPARE - own)
+        self.allowance = cores * WINDOW / len(self.active)
+        self.window, self.window_cpu, self.spent = now, cpu, 0.0
+        for tail in self.active:
+            tail.spent = 0.0
 
     def close(self) -> None:
         """Ends every tail (the agent is stopping): each stream ends cleanly."""
@@ -330,6 +347,8 @@ class TailHub:
         single = packets[0].hostname if len(hosts) == 1 else None
         encoded: dict[tuple, tuple[bytes, int]] = {}
         now = time.monotonic()
+        if now - self.window >= WINDOW:
+            self._next_window(now)
         cpu = 0.0
         for tail in self.active:
             match = tail.matches
@@ -346,14 +365,15 @@ class TailHub:
             key = (tail.fmt, want)
             got = encoded.get(key)
             if got is None:
-                if tail.over_budget(now):
+                if tail.spent >= self.allowance:  # its share of this window is spent
                     tail.drop(len(packets) if want is None else
-                              sum(p.hostname in want for p in packets))
+                              sum(p.hostname in want for p in packets), BUSY)
                     continue
                 cpu = cpu or time.process_time()
                 chosen = packets if want is None else [p for p in packets if p.hostname in want]
                 got = encoded[key] = (ENCODERS[tail.fmt](chosen), len(chosen))
                 done = time.process_time()  # CPU time: a busy machine must not starve tails
                 tail.spent += done - cpu
+                self.spent += done - cpu
                 cpu = done
             tail.offer(*got)

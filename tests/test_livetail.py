@@ -320,8 +320,13 @@ def test_a_tail_of_one_application_loses_nothing_beside_a_flood(tmp_path, agents
             time.sleep(0.005)
     flooder.join()
     n = rate * seconds
-    text.wait(lambda: len(text.lines()) >= n, what="the text tail")
-    sse.wait(lambda: len(sse.events()) >= n, what="the SSE tail")
+    try:
+        text.wait(lambda: len(text.lines()) >= n, what="the text tail")
+        sse.wait(lambda: len(sse.events()) >= n, what="the SSE tail")
+    except AssertionError:
+        with urllib.request.urlopen(f"http://127.0.0.1:{a.http_port}/status.json") as r:
+            raise AssertionError(f"{json.load(r)['tails']}; markers "
+                                 f"{[p for k, p in sse.events() if k == 'dropped']}") from None
     assert seqs(text.lines()) == {"steady-app": list(range(n))}
     assert [int(p["message"].split("=")[1].split()[0]) for _, p in sse.events()] == list(range(n))
     assert a.metric("logtrain_tail_dropped_total") == 0
