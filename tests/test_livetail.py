@@ -203,7 +203,8 @@ def test_a_tail_that_stops_reading_loses_only_its_own_lines_and_says_how_many(tm
 
 def test_tail_auth_limits_and_disconnect(tmp_path, agents):
     secret_url = "https://someone:pa55word@127.0.0.1:1/x?token=t0ps3cret"
-    a = tcp_agent(tmp_path, f"auth-* {secret_url}\n", agents, API_TOKEN=TOKEN, MAX_TAILS="2")
+    a = tcp_agent(tmp_path, f"auth-* {secret_url}\n", agents, API_TOKEN=TOKEN, MAX_TAILS="2",
+                  SHUTDOWN_TIMEOUT="1")  # its drain never answers
     # refused without the token, with a wrong one, with a malformed request
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic " + TOKEN},
                     {"Cookie": "logtrain_session=" + TOKEN}):

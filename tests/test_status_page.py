@@ -35,7 +35,7 @@ def test_status_page_in_a_browser(tmp_path, browser):
               "web-2 https://someone:pa55word@127.0.0.1:1/x?token=t0ps3cret\n")
     agent = Agent(tmp_path, {"SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(tcp),
                              "API_TOKEN": TOKEN, "DRAIN_PAUSE_AFTER": "2",
-                             "DRAIN_BACKOFF_MAX": "0.2"}, routes).start()
+                             "DRAIN_BACKOFF_MAX": "0.2", "SHUTDOWN_TIMEOUT": "1"}, routes).start()
     try:
         send(tcp, ("web-1", "first"), ("web-2", "to a drain that is down"))
         sink.wait_lines(1)
