@@ -20,8 +20,10 @@ loopback that counts lines; every relay's runs interleaved, medians printed):
   memory resident memory idle (the inputs that exist enabled) and the peak
          under load (VmHWM of the relay scenario).
 
-For each relay: lines/s, MB/s, CPU seconds (the relay process, all threads),
-peak RSS, and the agent's ratios to each peer. A run that does not deliver
+For each relay: lines/s and MB/s from the first line received to the last,
+CPU seconds (the relay process, all threads), peak RSS, the seconds from its
+launch (file) or the feed's start (relay) to the first line received, and the
+agent's ratios to each peer. A run that does not deliver
 every line is marked incomplete rather than given a throughput.
 
     bash bench/install-peers.sh        # rsyslog, socat, syslog-ng beside it
@@ -68,6 +70,7 @@ SINK = textwrap.dedent(r"""
     sel = selectors.DefaultSelector(); sel.register(srv, selectors.EVENT_READ)
     print("ready", flush=True)
     n = nbytes = 0
+    first = None  # when the first line arrived
     delays = []
     rest = {}
     deadline = None
@@ -83,6 +86,8 @@ SINK = textwrap.dedent(r"""
             now = time.monotonic_ns()
             if not data:
                 sel.unregister(key.fileobj); key.fileobj.close(); continue
+            if first is None:
+                first = time.monotonic()
             n += data.count(b"\n"); nbytes += len(data)
             if latency:
                 buf = rest.get(key.fd, b"") + data
@@ -99,7 +104,7 @@ SINK = textwrap.dedent(r"""
         p = lambda q: delays[min(k - 1, int(k * q))] / 1e6 if k else float("nan")
         print(time.monotonic(), n, nbytes, p(0.5), p(0.99), flush=True)
     else:
-        print(time.monotonic(), n, nbytes, flush=True)
+        print(time.monotonic(), n, nbytes, first or 0.0, flush=True)
 """)
 
 
@@ -257,7 +262,8 @@ def before_relay(checkout: Path) -> type[Relay]:
     class BeforeRelay(AgentRelay):
         name = "before"
         root = checkout
-        reads_files = False  # an agent from before the file input: fed by socat
+        # an agent from before the file input is fed by socat instead
+        reads_files = (checkout / "logtrain" / "tailer.py").exists()
 
         def command(self) -> list[str]:
             return [str(checkout / ".venv" / "bin" / "python"), "-B", "-m", "logtrain", "run"]
@@ -370,9 +376,12 @@ def throughput(cls: type[Relay], scenario: str, data: Path, agent_data: Path, li
     if not out or int(out[1]) < lines:
         got = int(out[1]) if out else 0
         return {"ok": False, "got": got, "cpu": cpu, "peak": peak, **extra}
-    secs = float(out[0]) - t0
+    # lines/s from the first line received to the last: a process's start-up
+    # (Python imports, reading configuration) is its own column, not a rate
+    first = float(out[3])
+    secs = float(out[0]) - first
     return {"ok": True, "lps": lines / secs, "mbps": int(out[2]) / secs / 1e6, "cpu": cpu,
-            "peak": peak, **extra}
+            "peak": peak, "start": first - t0, **extra}
 
 
 def latency(cls: type[Relay], rate: int, seconds: float, work: Path) -> dict:
@@ -485,7 +494,7 @@ def main() -> int:
     print(f"\nlogtrain side by side with its peers: {args.lines:,} lines of ~{args.size} B, "
           f"median of {args.runs} interleaved runs, {os.cpu_count()} CPUs")
     head = (f"{'scenario':<8} {'relay':<11} {'lines/s':>10} {'MB/s':>7} {'CPU s':>7} "
-            f"{'peak RSS MiB':>12}")
+            f"{'peak RSS MiB':>12} {'1st line s':>10}")
     print(head)
     print("-" * len(head))
     table: dict[tuple[str, str], dict] = {}
@@ -495,13 +504,13 @@ def main() -> int:
             if not rows:
                 continue
             incomplete = sum(not x["ok"] for x in rows)
-            m = {k: med(rows, k) for k in ("lps", "mbps", "cpu", "peak")}
+            m = {k: med(rows, k) for k in ("lps", "mbps", "cpu", "peak", "start")}
             table[(scenario, cls.name)] = m
             label = cls.name + ("*" if scenario == "file" and not getattr(cls, "reads_files", True)
                                 else "")
             note = f"  ({incomplete} run(s) incomplete)" if incomplete else ""
             print(f"{scenario:<8} {label:<11} {m['lps']:>10,.0f} {m['mbps']:>7.1f} "
-                  f"{m['cpu']:>7.2f} {m['peak']:>12.1f}{note}")
+                  f"{m['cpu']:>7.2f} {m['peak']:>12.1f} {m['start']:>10.2f}{note}")
     if any(s == "file" and not getattr(c, "reads_files", True)
            for s, c in ((s, next(r for r in relays if r.name == n)) for s, n in table)):
         print("* an agent without a file input: socat streams the same lines, as RFC5424,"

@@ -8,10 +8,10 @@ the system calls themselves.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.unicode cimport PyUnicode_AsUTF8, PyUnicode_DecodeASCII
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdint cimport uint32_t
-from libc.string cimport memchr, strlen
+from libc.string cimport memchr, memcpy, strlen
 
 from _common cimport _rfc3339
 
@@ -72,11 +72,15 @@ IN_DONT_FOLLOW = IN_DONT_FOLLOW_
 IN_ISDIR = IN_ISDIR_
 
 cdef object Packet = None
+cdef object _frame_head = None
 
 
-def _bind(packet):
-    global Packet
+def _bind(packet, frame_head):
+    """The Packet class, and logtrain.tail.frame_head: the RFC5424 frame of
+    a container line around its time and message."""
+    global Packet, _frame_head
     Packet = packet
+    _frame_head = frame_head
 
 
 # --------------------------------------------------------------------------- inotify
@@ -229,28 +233,101 @@ cdef class LineSplitter:
 
 
 cdef class _Joiner:
-    cdef public str hostname
-    cdef public str tag
+    """Joins the pieces of a stream's long line, and makes each line a packet
+    that carries its RFC5424 frame (``raw``): syslog drains write it as it is,
+    and the frame's head is built once per name, not once per line."""
+    cdef str _hostname
+    cdef str _tag
     cdef public Py_ssize_t max_join
     cdef public dict partial
     cdef public long long splits  # joined lines emitted at max_join, the rest to follow
-    cdef public int stdout_severity  # 6 (info); AKKERIS: 0, as the original sends lines
-    cdef public int stderr_severity  # 3 (err)
-    cdef public int facility  # 1 (user)
+    cdef int _stdout_severity  # 6 (info); AKKERIS: 0, as the original sends lines
+    cdef int _stderr_severity  # 3 (err)
+    cdef int _facility  # 1 (user)
+    cdef bytes _head_out, _head_err, _mid  # the frame around time and message; None: stale
 
     def __init__(self, str hostname, str tag, Py_ssize_t max_join=1 << 20):
-        self.hostname = hostname
-        self.tag = tag
+        self._hostname = hostname
+        self._tag = tag
         self.max_join = max_join
         self.partial = {}
         self.splits = 0
-        self.stdout_severity = 6
-        self.stderr_severity = 3
-        self.facility = 1
+        self._stdout_severity = 6
+        self._stderr_severity = 3
+        self._facility = 1
+
+    # names and severities can change while a file is read (the Kubernetes API
+    # answered, AKKERIS): each change makes the frame's head stale
+
+    @property
+    def hostname(self):
+        return self._hostname
+
+    @hostname.setter
+    def hostname(self, str value):
+        self._hostname = value
+        self._mid = None
+
+    @property
+    def tag(self):
+        return self._tag
+
+    @tag.setter
+    def tag(self, str value):
+        self._tag = value
+        self._mid = None
+
+    @property
+    def stdout_severity(self):
+        return self._stdout_severity
+
+    @stdout_severity.setter
+    def stdout_severity(self, int value):
+        self._stdout_severity = value
+        self._mid = None
+
+    @property
+    def stderr_severity(self):
+        return self._stderr_severity
+
+    @stderr_severity.setter
+    def stderr_severity(self, int value):
+        self._stderr_severity = value
+        self._mid = None
+
+    @property
+    def facility(self):
+        return self._facility
+
+    @facility.setter
+    def facility(self, int value):
+        self._facility = value
+        self._mid = None
 
     cdef _packet(self, bytes stream, str t, bytes msg):
-        return Packet(self.stdout_severity if stream == b"stdout" else self.stderr_severity,
-                      self.facility, self.hostname, self.tag, t, msg.decode("utf-8", "replace"))
+        cdef bint out = stream == b"stdout"
+        cdef bytes head, raw
+        cdef Py_ssize_t nh, nt, nm, nb
+        cdef char* w
+        if self._mid is None:
+            self._head_out, self._mid = _frame_head(self._hostname, self._tag,
+                                                    self._stdout_severity, self._facility)
+            self._head_err = _frame_head(self._hostname, self._tag, self._stderr_severity,
+                                         self._facility)[0]
+        head = self._head_out if out else self._head_err
+        # head + time + mid + message, in one allocation
+        nh = PyBytes_GET_SIZE(head)
+        nt = len(t)  # ASCII: checked by the callers
+        nm = PyBytes_GET_SIZE(self._mid)
+        nb = PyBytes_GET_SIZE(msg)
+        raw = PyBytes_FromStringAndSize(NULL, nh + nt + nm + nb)
+        w = PyBytes_AS_STRING(raw)
+        memcpy(w, PyBytes_AS_STRING(head), nh)
+        memcpy(w + nh, PyUnicode_AsUTF8(t), nt)
+        memcpy(w + nh + nt, PyBytes_AS_STRING(self._mid), nm)
+        memcpy(w + nh + nt + nm, PyBytes_AS_STRING(msg), nb)
+        return Packet(self._stdout_severity if out else self._stderr_severity, self._facility,
+                      self._hostname, self._tag, t, None, "", "", "", raw, nh + nt + nm)
 
     def flush(self):
         """The pieces of joined lines whose end never came (the file ended:
@@ -341,6 +418,15 @@ cdef class CRIParser(_Joiner):
 cdef object _loads = json.loads
 
 
+cdef bytes _utf8(str s):
+    """UTF-8 of a decoded JSON string; a lone surrogate (a ``\\udXXX``
+    escape UTF-8 cannot carry) becomes U+FFFD."""
+    try:
+        return s.encode("utf-8")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogatepass").decode("utf-8", "replace").encode("utf-8")
+
+
 cdef class DockerParser(_Joiner):
     """Docker json-file lines ``{"log":"...\\n","stream":"stdout","time":"..."}``."""
 
@@ -382,6 +468,5 @@ cdef class DockerParser(_Joiner):
                 continue
             log = log_o
             last = log.endswith("\n")
-            self._piece(out, sb, t, (log[:len(log) - 1] if last else log).encode("utf-8", "surrogatepass"),
-                        last)
+            self._piece(out, sb, t, _utf8(log[:len(log) - 1] if last else log), last)
         return out, bad

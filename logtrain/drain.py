@@ -74,6 +74,8 @@ class Drain:
         self.data = Event()
         self.space = Event()
         self.space.set()
+        self.room = Event()  # set while not backlogged (see backlogged)
+        self.room.set()
         self.idle = Event()
         self.idle.set()
         self.writers: set[gevent.Greenlet] = set()
@@ -120,6 +122,8 @@ class Drain:
         self.buffered += nbytes
         if self.buffered > self.high_water:
             self.space.clear()
+        if self.buffered + self.inflight > self.high_water:
+            self.room.clear()
         self.idle.clear()
         self.data.set()
         if not self.writers:
@@ -161,6 +165,7 @@ class Drain:
             acks = [a for e in self.buf if e[ACKS] for a in e[ACKS]]
             self.buf.clear()
             self.buffered = 0
+            self.room.set()
             # the acks were held by put(): release them as failed
             self._drop(left, "shutdown", None)
             for a in acks:
@@ -210,6 +215,8 @@ class Drain:
         every batch that lost a packet is acknowledged as failed."""
         total = sum(e[NPACKETS] for e in entries)
         self.inflight -= sum(e[NBYTES] for e in entries)
+        if self.buffered + self.inflight <= self.high_water:
+            self.room.set()
         dropped = min(dropped, total)
         # counted before the acks fire, so that a callback sees its delivery counted
         if total > dropped:

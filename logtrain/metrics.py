@@ -29,6 +29,23 @@ HELP = {
     "logtrain_tails_refused_total": "Live tails refused, by reason (max_tails, bad_request).",
     "logtrain_tail_dropped_total": "Lines live tails lost because their client read too slowly.",
     "logtrain_routes_refused_total": "Routes and drain connections the trust policy refused, by source and reason.",
+    "logtrain_input_udp_kernel_drops": "Datagrams the kernel dropped for the UDP input since its "
+    "socket opened, because its receive buffer (UDP_RECEIVE_BUFFER) was full.",
+    "logtrain_datasource_connected": "1 while a database datasource is connected, 0 while it reconnects.",
+    "logtrain_datasource_errors_total": "Connection and query failures of a database datasource.",
+    "logtrain_task_crashes_total": "Crashes of a supervised long-running task (each one restarted).",
+    "logtrain_kubernetes_annotated_objects": "Objects the Kubernetes datasource holds routes "
+    "for (those with a logtrain.akkeris.io/drains annotation).",
+    "logtrain_kubernetes_events_total": "Watch events the Kubernetes datasource read, by "
+    "resource and type.",
+    "logtrain_hostname_claims_refused_total": "logtrain.akkeris.io/hostname annotations "
+    "refused by KUBERNETES_HOSTNAME_POLICY (a name outside the object's namespace), by reader.",
+    "logtrain_files_watched": "Files a file input is following.",
+    "logtrain_file_lag_bytes": "Bytes of a file not read yet.",
+    "logtrain_file_rotations_total": "Rotations of followed files, by kind (rename, copytruncate).",
+    "logtrain_file_rewinds_total": "Times a followed file was found truncated and read again from its start.",
+    "logtrain_file_lines_split_total": "Lines longer than the joined-line limit, emitted in pieces.",
+    "logtrain_kubernetes_api_errors_total": "Failed Kubernetes API calls, by HTTP status (0: unreachable).",
 }
 
 

@@ -84,8 +84,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 S = Setting
 SETTINGS: list[Setting] = [
     # --- the agent
-    S("HTTP_PORT", "port", 9000, "port of the HTTP server (HTTP inputs, /metrics, /health)",
-      "agent"),
+    S("HTTP_PORT", "port", 9000,
+      "port of the HTTP server, always on: /health, and the HTTP inputs, /metrics and the API "
+      "when enabled", "agent"),
     S("BIND_ADDRESS", "str", "0.0.0.0", "address every listener binds to", "agent"),
     S("LOG_LEVEL", "str", "info", "the agent's own log level: debug, info, warning, error", "agent",
       choices=LOG_LEVELS),
@@ -104,8 +105,9 @@ SETTINGS: list[Setting] = [
       needs=("DATABASE_URL",), role="datasource"),
     S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", "routes", secret=True, dsn=True,
       check=_postgres_url),
-    S("KUBERNETES_DATASOURCE", "bool", False, "routes from Kubernetes annotations", "routes",
-      role="datasource", unavailable="the Kubernetes datasource"),
+    S("KUBERNETES_DATASOURCE", "bool", False, "routes from the logtrain.akkeris.io/drains "
+      "annotations of deployments, daemonsets, statefulsets, replicasets and pods", "routes",
+      role="datasource"),
     S("ROUTE_TRUST", "str", "file", "comma-separated datasources whose routes are trusted: "
       "file, postgres, api, kubernetes (untrusted routes name network drains only)", "routes",
       check=_by("parse_trust")),
@@ -155,9 +157,17 @@ SETTINGS: list[Setting] = [
       role="input"),
     S("HTTP_SYSLOG_PATH", "str", "/syslog", "path of the HTTP syslog input", "inputs",
       check=_http_path),
-    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log input", "inputs", role="input",
-      unavailable="the Envoy access-log input"),
+    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log service (v3 and v2) input", "inputs",
+      role="input"),
     S("ENVOY_PORT", "port", 9001, "port of the Envoy access-log service", "inputs"),
+    S("ENVOY_MAX_MESSAGE", "size", 64 << 10,
+      "largest gRPC message a sidecar may send to the access-log service, bytes (Envoy sends "
+      "batches of a little over buffer_size_bytes, 16 KiB by default); a larger one ends its "
+      "stream", "inputs", low=1024, high=64 << 20),
+    S("ENVOY_MAX_STREAMS", "int", 64,
+      "most access-log streams served at once (an Istio sidecar opens one per worker thread "
+      "and log kind); more are refused. Unfinished messages can hold up to "
+      "ENVOY_MAX_STREAMS x ENVOY_MAX_MESSAGE bytes", "inputs", low=1),
     # --- kubernetes
     S("KUBERNETES", "bool", False, "tail container logs on this node", "kubernetes",
       role="input"),
@@ -180,6 +190,13 @@ SETTINGS: list[Setting] = [
       "Kubernetes API", "kubernetes", low=0.01),
     S("KUBERNETES_NAMES_TTL", "float", 300.0, "seconds a pod's hostname and tag (and its owners) "
       "are kept before they are looked up again", "kubernetes", low=1),
+    S("KUBERNETES_HOSTNAME_POLICY", "str", "namespace",
+      "which hostnames a logtrain.akkeris.io/hostname annotation may claim: namespace (only "
+      "*.NAMESPACE, or *-NAMESPACE with AKKERIS) or any (the original's behaviour)",
+      "kubernetes", choices=("namespace", "any")),
+    S("KUBERNETES_WATCH_TIMEOUT", "float", 300.0, "seconds a watch of the Kubernetes datasource "
+      "runs before it is renewed; a stream silent for this plus KUBERNETES_API_TIMEOUT is "
+      "dropped and listed again", "kubernetes", low=1),
     # --- persistent logs
     S("PERSISTENT", "bool", False, "the persistent:// drain and its read endpoint", "persistent",
       needs=("PERSISTENT_DATABASE_URL",)),

@@ -91,7 +91,8 @@ async function refresh() {
   s.datasources.forEach((ds, i) => {
     box.append(el("h3", ds.datasource + " (" + num(ds.count) + " routes" + (ds.count > ds.routes.length ? ", " + ds.routes.length + " shown" : "") + ")"));
     const t = el("table"); t.id = "routes" + i; box.append(t);
-    table("#routes" + i, ["hostname", "drain"], ds.routes.map(x => [x.hostname || "", x.endpoint || x.error || ""]));
+    table("#routes" + i, ["hostname", "drain"], ds.routes.map(x => [x.hostname || "",
+      (x.endpoint || "") + (x.error ? (x.endpoint ? " (refused: " + x.error + ")" : x.error) : "")]));
   });
   if (s.tails) table("#tails", ["hostname", "format", "client", "queued bytes", "dropped lines"],
         s.tails.map(x => [x.hostname.join(" "), x.format, x.peer, num(x.queued_bytes), num(x.dropped)]));

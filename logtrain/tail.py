@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 
 from logtrain.packet import Packet, is_rfc3339
+from logtrain.syslog import format_rfc5424
 
 SEVERITY = {b"stdout": 6, b"stderr": 3}  # info, err
 FACILITY = 1  # user
@@ -68,6 +69,15 @@ class LineSplitterPy:
         return rest or None
 
 
+def frame_head(hostname: str, tag: str, severity: int, facility: int) -> tuple[bytes, bytes]:
+    """The RFC5424 frame of a container line around its time and message,
+    ``(b"<PRI>1 ", b" HOST TAG - - - ")``, exactly as syslog drains format
+    a packet: a line's packet carries its frame, and a relay writes it as is."""
+    line = format_rfc5424([Packet(severity, facility, hostname, tag, "@", "")])
+    at = line.index(b"@")
+    return line[:at], line[at + 1:-1]
+
+
 class _JoinerPy:
     """Joins the pieces of a stream's long line; shared by both formats."""
 
@@ -83,7 +93,10 @@ class _JoinerPy:
 
     def _packet(self, stream: bytes, t: str, msg: bytes) -> Packet:
         sev = self.stdout_severity if stream == b"stdout" else self.stderr_severity
-        return Packet(sev, self.facility, self.hostname, self.tag, t, msg.decode("utf-8", "replace"))
+        head, mid = frame_head(self.hostname, self.tag, sev, self.facility)
+        raw = head + t.encode("ascii") + mid + msg
+        return Packet(sev, self.facility, self.hostname, self.tag, t, None,
+                      raw=raw, msg_at=len(raw) - len(msg))
 
     def flush(self) -> list[Packet]:
         """The pieces of joined lines whose end never came (the file ended:
@@ -158,6 +171,8 @@ class DockerParserPy(_JoinerPy):
                 continue
             last = log.endswith("\n")
             msg = (log[:-1] if last else log).encode("utf-8", "surrogatepass")
+            # a lone surrogate (a \udXXX escape UTF-8 cannot carry) becomes U+FFFD
+            msg = msg.decode("utf-8", "replace").encode("utf-8")
             self._piece(out, sb, t, msg, last)
         return out, bad
 
@@ -169,7 +184,7 @@ except ImportError:  # pragma: no cover - running from a source tree without a b
     CRIParser = CRIParserPy
     DockerParser = DockerParserPy
 else:
-    _tail._bind(Packet)
+    _tail._bind(Packet, frame_head)
     Inotify = _tail.Inotify
     LineSplitter = _tail.LineSplitter  # type: ignore[misc]
     CRIParser = _tail.CRIParser  # type: ignore[misc]

@@ -30,14 +30,12 @@ in one supervised task:
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import gevent
-from gevent.socket import wait_read
 
 from logtrain.checkpoint import FLUSH_INTERVAL, Checkpoints
 from logtrain.drain import Ack
@@ -45,11 +43,8 @@ from logtrain.follow import FileFollower
 from logtrain.rotated import RotatedFiles
 from logtrain.router import Router
 from logtrain.runtime import Runtime
+from logtrain.watching import FAST_POLL, POLL, SOON, Watching
 
-POLL = 1.0
-FAST_POLL = 0.25
-GATHER = 0.1  # seconds an inotify wake-up waits for more writes before reading
-SOON = 0.2  # seconds after acknowledgements before they are committed, when idle
 ROUND_BYTES = 256 << 10
 BATCH = 2000  # packets routed together at most (several files' in one round)
 # Finished rotated files are remembered (their fingerprints) for this long, so
@@ -61,7 +56,7 @@ GONE_GRACE = 5.0
 Describe = Callable[[str], tuple[str, str, Callable[[bytes], Any]] | None]
 
 
-class Tailer(RotatedFiles):
+class Tailer(RotatedFiles, Watching):
     def __init__(self, rt: Runtime, router: Router, name: str, discover: Callable[[], list[str]],
                  describe: Describe, directories: list[str],
                  names: Callable[[str], tuple[str, str] | None] | None = None) -> None:
@@ -87,6 +82,7 @@ class Tailer(RotatedFiles):
         self.dir_wds: set[int] = set()  # watch descriptors of directories
         self.rescan_due = False
         self.changed: set[int] = set()  # watch descriptors of files written since the last round
+        self.full: set = set()  # backlogged drains a file waited for in the last round
         self.visit_all = True  # no inotify word on what changed (a poll, a start): read every file
         self.unwatched = 0
         self.first_run = True
@@ -131,66 +127,6 @@ class Tailer(RotatedFiles):
             self._checkpoint(f)
             f.close()
         self.checkpoints.save(force=True)
-
-    # ----------------------------------------------------------------- inotify
-
-    def _init_inotify(self) -> None:
-        from logtrain.tail import Inotify
-
-        try:
-            self.inotify = Inotify()
-        except OSError as e:
-            self._inotify_refused(e, "fs.inotify.max_user_instances")
-
-    def _inotify_refused(self, e: OSError, sysctl: str) -> None:
-        self.unwatched += 1
-        if self.rt.ratelimit.allow(("inotify", self.name, sysctl)) is not None:
-            self.rt.log.warning(f"inotify refused ({e.strerror}): polling every {FAST_POLL}s "
-                                f"instead; raise the sysctl {sysctl}", input=self.name)
-
-    def _watch(self, path: str, file: bool = False) -> int | None:
-        if self.inotify is None:
-            return
-        from logtrain import _tail
-
-        mask = (_tail.IN_MODIFY | _tail.IN_MOVE_SELF | _tail.IN_DELETE_SELF) if file else (
-            _tail.IN_CREATE | _tail.IN_MOVED_TO | _tail.IN_MOVED_FROM | _tail.IN_DELETE)
-        try:
-            wd = self.inotify.add_watch(path, mask)
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EMFILE):
-                self._inotify_refused(e, "fs.inotify.max_user_watches")
-            return
-        self.watches[wd] = path
-        if not file:
-            self.dir_wds.add(wd)
-        return wd
-
-    def _wait(self, timeout: float | None = None) -> None:
-        """Sleeps until a file or directory changes (or ``timeout``); a change
-        of a directory, or a file renamed or deleted, makes a rescan due."""
-        if timeout is None:
-            timeout = FAST_POLL if (self.unwatched or self.inotify is None) else POLL
-        if self.inotify is None:
-            gevent.sleep(timeout)
-            self.visit_all = True
-            return
-        try:
-            wait_read(self.inotify.fileno(), timeout=timeout)
-        except TimeoutError:
-            self.visit_all = True  # a poll: files inotify could not watch are read too
-            return
-        # Let the writes of the other files gather: waking on every write reads
-        # one line per file per wake; a short gathering reads them in batches.
-        gevent.sleep(GATHER)
-        from logtrain import _tail
-
-        moved = _tail.IN_MOVE_SELF | _tail.IN_DELETE_SELF | _tail.IN_Q_OVERFLOW
-        for wd, mask, _, _ in self.inotify.read_events():
-            if wd in self.dir_wds or mask & moved:
-                self.rescan_due = True
-            else:
-                self.changed.add(wd)
 
     # ----------------------------------------------------------------- files
 
@@ -352,6 +288,8 @@ class Tailer(RotatedFiles):
                 last_save = now
             if busy:
                 gevent.sleep(0)
+            elif self.full:
+                self._wait_room()
             elif any(f.pending for f in self.followers.values()):
                 self._wait(SOON)  # acknowledgements are due: commit them soon
             else:
@@ -399,8 +337,10 @@ class Tailer(RotatedFiles):
                 f.rotated = True
             if not f.advance():
                 self.rt.metrics.inc("logtrain_file_rewinds_total", input=self.name)
-            if any(d.backlogged for d in router.drains_for(self.hosts[key])):
+            full = [d for d in router.drains_for(self.hosts[key]) if d.backlogged]
+            if full:
                 f.more = True  # unread data waits for room: look again next round
+                self.full.update(full)
                 continue
             f.more = False
             got = 0

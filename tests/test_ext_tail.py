@@ -169,6 +169,29 @@ def test_cri_lines_and_partials():
     ]
 
 
+@pytest.mark.parametrize("cls", [CRIParser, CRIParserPy])
+def test_a_line_carries_the_frame_a_syslog_drain_would_format(cls):
+    """The frame each packet carries is byte for byte what formatting its
+    fields gives, also after its names and severities change mid-file."""
+    from logtrain.syslog import format_rfc5424
+
+    p = cls("node-1", "web")
+    lines = [b"2026-11-24T10:00:00.5Z stdout F hello \xc3\xa9 world",
+             b"2026-11-24T10:00:01Z stderr F line\twith tab"]
+    first, _ = p.parse_batch(lines)
+    p.hostname, p.tag = "app two.space", "web.pod-1"  # a space: cleaned in the frame
+    p.stdout_severity = p.stderr_severity = p.facility = 0
+    second, _ = p.parse_batch(lines)
+    for q in first + second:
+        assert q.raw is not None
+        wire = format_rfc5424([q])
+        q.changed()  # drops the frame: the packet is formatted from its fields
+        assert q.raw is None and format_rfc5424([q]) == wire
+    assert format_rfc5424(second[:1]) == (
+        b"<0>1 2026-11-24T10:00:00.5Z app_two.space web.pod-1 - - - hello \xc3\xa9 world\n")
+    assert [q.message for q in second] == ["hello \u00e9 world", "line\twith tab"]
+
+
 def test_partials_are_joined_across_batches_up_to_the_cap():
     p = CRIParser("n", "t", 10)
     a, _ = p.parse_batch([b"2026-11-24T10:00:00Z stdout P 12345"])

@@ -307,6 +307,65 @@ def test_without_inotify_the_files_are_polled(tmp_path):
             i.close()
 
 
+def test_when_inotify_watches_run_out_the_files_are_polled(tmp_path):
+    """When the kernel refuses more watches (fs.inotify.max_user_watches),
+    one warning names that sysctl and the files that could not be watched
+    are polled: lines and a rotation still arrive, none lost or repeated.
+    The test uses up this user's watches first, leaving it one instance."""
+    from logtrain import _tail
+    from logtrain.tail import Inotify
+
+    limit = int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
+    held = []
+    try:
+        while True:
+            held.append(Inotify())
+    except OSError:
+        pass
+    assert len(held) > 1, "could not create inotify instances"
+    held.pop().close()  # the agent's
+    spare = tmp_path / "spare"
+    spare.mkdir()
+    per = limit // len(held) + 1
+    targets = []
+    for i in range(per):
+        f = spare / str(i)
+        f.touch()
+        targets.append(str(f))
+    try:
+        refused = False
+        for ino in held:  # the same files, watched once per instance
+            for path in targets:
+                try:
+                    ino.add_watch(path, _tail.IN_MODIFY)
+                except OSError:
+                    refused = True
+                    break
+            if refused:
+                break
+        assert refused, f"the kernel took {limit} watches and more"
+        root = tmp_path / "logs"
+        pod = Pod(root, "nowatch-7d9f8c6b5-abc12")
+        a, out = k8s_agent(tmp_path)
+        a.start()
+        try:
+            pod.write(1000, 2000)
+            pod.wait()
+            pod.rotate(compress_previous=False)
+            pod.write(1000, 2000, start=1000)
+            pod.wait()
+            wait_for(lambda: not expect(received(out), 2000)[0], 15, what="polled lines")
+            missing, dups = expect(received(out), 2000)
+            assert missing == [] and dups == 0
+            assert "raise the sysctl fs.inotify.max_user_watches" in a.log()
+            assert a.log().count("inotify refused") == 1
+        finally:
+            a.stop()
+    finally:
+        for i in held:
+            i.close()
+
+
 def test_long_cri_lines_are_joined_up_to_the_limit_then_split_and_counted(tmp_path):
     """CRI partial lines (P) are joined up to the closing F; a joined line
     past 1 MiB is emitted as it is, the rest follows as another packet, and
