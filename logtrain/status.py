@@ -26,7 +26,7 @@ from logtrain.httpserver import HTTPServer, Response, json_response
 from logtrain.router import Router
 from logtrain.runtime import Runtime
 
-COOKIE = "logtrain_session"
+COOKIE = "logtrain-session"
 COOKIE_AGE = 30 * 24 * 3600  # seconds: asked once a month, not at every visit
 SESSION_MAX_BODY = 4 << 10
 ROUTES_SHOWN = 500  # routes listed per datasource (the rest are counted)

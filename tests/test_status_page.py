@@ -64,10 +64,10 @@ def test_status_page_in_a_browser(tmp_path, browser):
 
         # the token is kept in a cookie scripts cannot read, sent to this site only
         cookies = {c["name"]: c for c in browser.cookies()}
-        c = cookies["logtrain_session"]
+        c = cookies["logtrain-session"]
         assert c["httpOnly"] is True and c["sameSite"] == "Strict"
         assert TOKEN not in c["value"]
-        assert "logtrain_session" not in browser.script("return document.cookie;")
+        assert "logtrain-session" not in browser.script("return document.cookie;")
         # asked once: a new visit goes straight to the page
         browser.get(base + "/")
         browser.wait_text("#drains", "syslog+tcp://")
