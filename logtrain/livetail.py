@@ -12,8 +12,9 @@ slowly, its batches are dropped, never anyone else's, and a marker in the
 stream says how many lines it lost (an RFC5424 line from ``logtrain``, an
 NDJSON object ``{"dropped": N, ...}``, an SSE ``dropped`` event).
 
-Tails also never take the drains' time: the CPU time they spend encoding and
-writing is measured per WINDOW, and they may use the agent's spare time (up
+Tails also never take the drains' time: the CPU time they spend encoding
+(and as much again for writing) is counted per WINDOW, and they may use the
+agent's spare time (up
 to SPARE cores less what the agent itself used in the last window) or at
 least TAIL_CPU_SHARE of a core, split between them. A tail over its part has
 its lines dropped before they are encoded, marked the same way.
@@ -138,7 +139,7 @@ class Tail(Stream):
         self.dropped = 0  # lines this tail lost
         self.wake = Event()
         self.closed = False
-        self.spent = 0.0  # CPU seconds this tail took in the hub's window (encoding, writing)
+        self.spent = 0.0  # CPU seconds charged to it in the hub's window (encoding, writing)
 
     def drop(self, lines: int, key: tuple = SLOW) -> None:
         self.dropped += lines
@@ -187,12 +188,7 @@ class Tail(Stream):
                     # not one write per dropped batch
                     self.wake.clear()
                     self.wake.wait(MARKER_DELAY)
-                data = self._take()
-                started = time.process_time()
-                send(data)  # waiting for a slow client costs no CPU and is not counted
-                took = time.process_time() - started
-                self.spent += took
-                self.hub.spent += took
+                send(self._take())
         finally:
             self.hub.detach(self)
             watcher.kill()  # before the server reads the socket again
@@ -310,7 +306,9 @@ class TailHub:
         and never less than TAIL_CPU_SHARE, split between the tails."""
         cpu = time.process_time()
         wall = now - self.window
-        own = (cpu - self.window_cpu - self.spent) / wall if self.window and wall > 0 else SPARE
+        # the first window, unmeasured, gets the spare time: a tail that just
+        # started must not lose the first lines of a quiet application
+        own = (cpu - self.window_cpu - self.spent) / wall if self.window and wall > 0 else 0.0
         cores = max(self.rt.config.tail_cpu_share, SPARE - own)
         self.allowance = cores * WINDOW / len(self.active)
         self.window, self.window_cpu, self.spent = now, cpu, 0.0
@@ -345,7 +343,7 @@ class TailHub:
         # batches when they keep up, and this runs for each of them
         hosts = {p.hostname for p in packets}
         single = packets[0].hostname if len(hosts) == 1 else None
-        encoded: dict[tuple, tuple[bytes, int]] = {}
+        encoded: dict[tuple, tuple[bytes, int, float]] = {}
         now = time.monotonic()
         if now - self.window >= WINDOW:
             self._next_window(now)
@@ -371,9 +369,14 @@ class TailHub:
                     continue
                 cpu = cpu or time.process_time()
                 chosen = packets if want is None else [p for p in packets if p.hostname in want]
-                got = encoded[key] = (ENCODERS[tail.fmt](chosen), len(chosen))
+                data = ENCODERS[tail.fmt](chosen)
                 done = time.process_time()  # CPU time: a busy machine must not starve tails
+                got = encoded[key] = (data, len(chosen), done - cpu)
                 tail.spent += done - cpu
                 self.spent += done - cpu
                 cpu = done
-            tail.offer(*got)
+            # writing it is charged as much as encoding it: timing a send
+            # that waits for its client would count whatever ran meanwhile
+            tail.spent += got[2]
+            self.spent += got[2]
+            tail.offer(got[0], got[1])
