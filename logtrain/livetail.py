@@ -60,9 +60,9 @@ HEARTBEAT = 15.0  # seconds between SSE comments on a quiet tail (proxies close 
 # their keys in Metrics.counters, by reason
 SLOW = ("logtrain_tail_dropped_total", (("reason", "slow_client"),))
 BUSY = ("logtrain_tail_dropped_total", (("reason", "cpu_share"),))
-SPARE = 0.5  # cores of its own work below which the agent lends tails the rest of them
+SPARE = 0.25  # cores of its own work below which the agent lends tails the rest of them
 MARKER_DELAY = 0.5  # seconds a marker waits for more lost lines (or lines) before it is sent
-WINDOW = 0.25  # seconds over which a tail's share of the agent's time is measured
+WINDOW = 0.1  # seconds over which a tail's share of the agent's time is measured
 
 FORMATS = {
     "text": "text/plain; charset=utf-8",
