@@ -33,6 +33,7 @@ class Agent:
         self.inputs: list[Input] = []
         self.datasources: list[Any] = []
         self.closers: list[Any] = []  # closed last, after the drains
+        self.tails: Any = None  # logtrain.livetail.TailHub when MAX_TAILS > 0
         self.stopping = Event()
         self.loading_routes = False
 
@@ -89,6 +90,10 @@ class Agent:
             orig = OriginalMetrics(rt, self.router)
             rt.metrics.collectors.append(orig.render)
             rt.tasks.spawn("original-metrics", orig.run)
+        if cfg.max_tails or cfg.status_page:
+            from logtrain.status import serve
+
+            self.tails = serve(rt, self.router, self.http, self.inputs, self.datasources)
         for setting, target in INPUTS.items():
             if not getattr(cfg, setting.lower()):
                 continue
@@ -189,6 +194,8 @@ class Agent:
         started = time.monotonic()
         for inp in self.inputs:
             inp.stop()
+        if self.tails is not None:
+            self.tails.close()  # their streams end cleanly before the server stops
         self.http.stop()
         for ds in self.datasources:
             ds.stop()

@@ -1,5 +1,5 @@
 """Entry point: ``logtrain [run|check-config|settings|version|routes HOSTNAME] [--config FILE]
-[--setting ...]``."""
+[--setting ...]``, and ``logtrain tail HOSTNAME...`` (logtrain/tailcli.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ def main(argv: list[str] | None = None) -> int:
     import reprlib
     import sys
 
+    rest = sys.argv[1:] if argv is None else argv
+    if rest[:1] == ["tail"]:  # a client of a running agent: no gevent, no settings
+        from logtrain.tailcli import main as tail
+
+        return tail(rest[1:])
     _defer_pprint()  # before gevent is imported
     import gevent
     from gevent import monkey
@@ -82,6 +87,9 @@ COMMANDS = {
                "Asks the running agent, through its routes API (API_TOKEN), which routes match "
                "HOSTNAME, each with its datasource and, for annotations, the object it came "
                "from."),
+    "tail": ("follow the lines a running agent routes for HOSTNAME... (live tail)",
+             "logtrain tail HOSTNAME... [--url URL] [--token TOKEN] [--json]: see "
+             "`logtrain tail --help`."),
 }
 
 

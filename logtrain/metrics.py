@@ -44,6 +44,10 @@ HELP = {
     "process_start_time_seconds": "When the agent started, seconds since the epoch.",
     "logtrain_routes": "Routes in the route table.",
     "logtrain_route_errors_total": "Routes rejected by a datasource, by reason.",
+    "logtrain_tails": "Live tails (GET /tail) attached now.",
+    "logtrain_tails_total": "Live tails started.",
+    "logtrain_tails_refused_total": "Live tails refused, by reason (max_tails, bad_request).",
+    "logtrain_tail_dropped_total": "Lines live tails lost because their client read too slowly.",
     "logtrain_routes_refused_total": "Routes and drain connections the trust policy refused, by source and reason.",
     "logtrain_input_udp_kernel_drops": "Datagrams the kernel dropped for the UDP input since its "
     "socket opened, because its receive buffer (UDP_RECEIVE_BUFFER) was full.",

@@ -67,6 +67,9 @@ class Router:
         self._loading: set[str] = set()
         rt.metrics.gauge("logtrain_routes", lambda: self._count)
         rt.metrics.collectors.append(self._routes_by_source)
+        # sees every batch before its fan-out, dead packets included, while a
+        # live tail is attached (logtrain/livetail.py); None costs one test per batch
+        self.tap: Callable[[list[Packet]], None] | None = None
 
     # ----------------------------------------------------------------- table
 
@@ -229,6 +232,8 @@ class Router:
     def route(self, packets: list[Packet], ack: Ack | None = None) -> list[Drain]:
         """Hands the batch to every drain its hostnames route to; returns the
         drains that are congested, for inputs that can apply backpressure."""
+        if self.tap is not None:
+            self.tap(packets)
         cached = self._cached
         per_drain: dict[Drain, list[Packet]] = {}
         dead = 0

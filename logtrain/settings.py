@@ -127,8 +127,20 @@ SETTINGS: list[Setting] = [
     S("DATASOURCE_BACKOFF_MAX", "float", 30.0,
       "longest wait between reconnections to a datasource, seconds", "routes", low=0),
     S("API_TOKEN", "str", "",
-      "bearer token of the routes API (off when unset) and of persistent reads", "routes",
-      secret=True),
+      "bearer token of the routes API (off when unset), of persistent reads, live tails and "
+      "the status page's data", "routes", secret=True),
+    # --- live tails and the status page
+    S("STATUS_PAGE", "bool", True, "the status page at / (its data at /status.json; behind "
+      "API_TOKEN when it is set)", "tails"),
+    S("MAX_TAILS", "int", 10, "most concurrent live tails (GET /tail); beyond it 429 (0: no "
+      "tails)", "tails", low=0),
+    S("TAIL_BUFFER_SIZE", "size", 256 << 10, "bytes queued per live tail; a client reading "
+      "slower than lines flow loses lines (counted, and a marker line says how many)", "tails",
+      low=1024),
+    S("TAIL_CPU_SHARE", "float", 0.02, "most of the agent's time all live tails together may "
+      "take, in cores (0.02: a fiftieth of one, split between the tails); past it a tail's "
+      "lines are dropped and marked, so tails never slow the drains", "tails", low=0.001,
+      high=1),
     # --- inputs
     S("SYSLOG_TCP", "bool", False, "syslog over TCP input", "inputs", role="input"),
     S("SYSLOG_TCP_PORT", "port", 9002, "port of the syslog TCP input", "inputs"),
@@ -260,6 +272,7 @@ SECTIONS = {
     "kubernetes": "Kubernetes",
     "files": "Files (both file inputs)",
     "persistent": "Persistent logs",
+    "tails": "Live tails and the status page",
     "limits": "Limits of inputs",
     "drains": "Drains",
 }

@@ -3,7 +3,8 @@
 # OpenSSL network driver for the TLS listener), util-linux logger, openssl,
 # socat (logger speaks no TLS: socat carries its lines over TLS), and the
 # PostgreSQL server binaries (the tests run their own throwaway cluster with
-# initdb and pg_ctl; no system service is needed).
+# initdb and pg_ctl; no system service is needed), and Debian's Chromium with
+# its chromedriver (the status page is tested in a real headless browser).
 # Idempotent; runs as root (as on CI) or through sudo.
 set -euo pipefail
 need=()
@@ -14,6 +15,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
