@@ -24,6 +24,8 @@ from logtrain.drain import Ack, Drain
 from logtrain.outputs import create_output
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
+from logtrain.transform.filters import drain_filter
+from logtrain.transform.pipeline import pipeline_from
 from logtrain.trust import Guard, Policy, Refused, kind
 
 _GLOB_CHARS = frozenset("*?[")
@@ -56,6 +58,8 @@ class Router:
         self.drains: dict[str, Drain] = {}
         self.closing: set[gevent.Greenlet] = set()
         self._cache: dict[str, tuple[Drain, ...]] = {}
+        # redaction and per-hostname filters (logtrain/transform/); None: nothing to run
+        self.transform = pipeline_from(rt)
         rt.metrics.gauge("logtrain_routes", lambda: len(self.routes))
 
     # ----------------------------------------------------------------- table
@@ -67,6 +71,7 @@ class Router:
         the routes API check routes here, and only here."""
         check_hostname(host)
         output = create_output(url, self.rt)  # validates scheme and options; cheap, no I/O
+        drain_filter(output.url, self.rt)  # filter parameters (match=, min_severity=, ...)
         try:
             self.policy.admit(source, output)
         except Refused as e:
@@ -173,6 +178,8 @@ class Router:
     def route(self, packets: list[Packet], ack: Ack | None = None) -> list[Drain]:
         """Hands the batch to every drain its hostnames route to; returns the
         drains that are congested, for inputs that can apply backpressure."""
+        if self.transform is not None:
+            packets = self.transform.apply(packets)
         cache = self._cache
         per_drain: dict[Drain, list[Packet]] = {}
         dead = 0
