@@ -15,7 +15,8 @@ glob, or the pod annotation ``logtrain.akkeris.io/multiline``):
 * ``go``: a panic or ``runtime/debug.Stack()``: blank lines, ``goroutine N
   [...]:``, frames ``pkg.func(...)`` and their indented file lines, ``created
   by``;
-* ``nodejs``: indented ``at ...`` frames;
+* ``nodejs``: indented ``at ...`` frames, blank lines and the ``^`` under an
+  uncaught error's source line;
 * ``start = "REGEX"`` (annotation ``start:REGEX``): a line matching it starts
   a group, any other line continues.
 
@@ -49,7 +50,7 @@ _CONTINUE = {
                        rb"(?:Exception|Error|Throwable)(?::|$)"),
     "go": re.compile(rb"[ \t]|$|goroutine \d+ \[|created by |\[signal |"
                      rb"[\w./*()\[\]-]+\(.*\)$"),
-    "nodejs": re.compile(rb"[ \t]+(?:at |\.\.\. \d+ more)"),
+    "nodejs": re.compile(rb"$|[ \t]+(?:at |\.\.\. \d+ more|\[cause\]|[}\]^])"),
 }
 _PY_TRACEBACK = re.compile(rb"Traceback \(most recent call last\):|During handling of the above "
                            rb"exception|The above exception was the direct cause")
@@ -171,7 +172,7 @@ def _python_continues(g: list, msg: bytes) -> bool:
         g[5] = 1
         return True
     if msg[:1] in (b" ", b"\t"):
-        return state == 1 or len(g[1]) > 1
+        return True
     if state == 1:
         if not msg:
             return True
