@@ -48,6 +48,7 @@ from logtrain.rotated import RotatedFiles
 from logtrain.router import Router
 from logtrain.runtime import Runtime
 from logtrain.transform.multiline import Rules
+from logtrain.transform.structured import Structured
 from logtrain.watching import FAST_POLL, POLL, SOON, Watching
 
 ROUND_BYTES = 256 << 10
@@ -65,7 +66,8 @@ class Tailer(RotatedFiles, Watching):
     def __init__(self, rt: Runtime, router: Router, name: str, discover: Callable[[], list[str]],
                  describe: Describe, directories: list[str],
                  names: Callable[[str], tuple[str, str] | None] | None = None,
-                 multiline: Callable[[str], str | None] | None = None) -> None:
+                 multiline: Callable[[str], str | None] | None = None,
+                 structured: bool = False) -> None:
         self.rt = rt
         self.router = router
         self.name = name
@@ -78,6 +80,9 @@ class Tailer(RotatedFiles, Watching):
         # multiline joining: the TOML rules, and the spec an input gives per path
         self.multiline = multiline
         self.joining = Rules(rt) if (rt.config.multiline or multiline) else None
+        # JSON lines: severity (and message) from their keys (container logs)
+        self.structured = (Structured(rt.config.structured_message == "extract")
+                           if structured and rt.config.structured_logs else None)
         cfg = rt.config
         self.checkpoints = Checkpoints(os.path.join(cfg.state_dir, f"{name}.checkpoints.json"))
         self.followers: dict[tuple[int, int], FileFollower] = {}
@@ -407,6 +412,8 @@ class Tailer(RotatedFiles, Watching):
 
     def _route(self, batch: list, marks: list) -> None:
         self.rt.metrics.inc("logtrain_input_frames_total", len(batch), input=self.name)
+        if self.structured is not None:
+            batch = self.structured.apply(batch)
 
         def done(ok: bool) -> None:
             for m in marks:

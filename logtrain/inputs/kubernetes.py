@@ -44,7 +44,8 @@ class KubernetesInput(Input):
         self.namer = from_runtime(self.rt)
         self.namer.start(self.rt.tasks.spawn)
         self.tailer = Tailer(self.rt, self.router, self.name, self._discover, self._describe,
-                             [self.dir], names=self._names, multiline=self._multiline)
+                             [self.dir], names=self._names, multiline=self._multiline,
+                             structured=True)
         self.tailer.start()
 
     def stop(self) -> None:
