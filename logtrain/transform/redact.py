@@ -17,15 +17,19 @@ Operator patterns (``REDACT_PATTERNS``: name -> regular expression) are
 replaced whole. Each match becomes ``[REDACTED:NAME]`` and is counted per
 pattern (``logtrain_redactions_total``).
 
-Cost: all the patterns are one RE2 alternation, searched once over the whole
-batch joined by newlines (``never_nl``: no match spans two lines). A batch
-with no secret (the usual case) costs that one search and touches no packet;
-only the packets a match falls in are rewritten (they lose their frame and are
-formatted by syslog drains).
+Cost: all the patterns are one RE2 alternation without capture groups (RE2
+runs it as a DFA), searched over the whole batch joined by newlines
+(``never_nl``: no match spans two lines), resuming after each message with a
+match. A batch with no secret (the usual case) costs that one search and
+touches no packet; only the packets a match falls in are rewritten, with the
+built-in patterns again (Python's re: they are bounded) and each operator
+pattern (RE2). Rewritten packets lose their frame: syslog drains format them.
+
 """
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Callable
 from itertools import accumulate
@@ -97,16 +101,22 @@ class Redactor:
 
     def __init__(self, builtins: tuple[str, ...], custom: dict[str, str],
                  count: Callable[[str, int], None]) -> None:
-        parts = [f"(?P<{n}>{BUILTIN[n]})" for n in builtins]
-        parts += [f"(?P<{n}>{p})" for n, p in custom.items()]
-        if not parts:
+        if not builtins and not custom:
             raise ValueError("no redaction pattern selected")
-        self.names = list(builtins) + list(custom)
-        self.pattern = compile_user("|".join(parts), "redaction")
-        # group numbers by name (a bytes pattern's groupindex may have bytes keys)
-        index = {(k.decode() if isinstance(k, bytes) else k): v
-                 for k, v in self.pattern.groupindex.items()}
-        self.groups = [(n, index[n], index.get(n + "_k")) for n in self.names]
+        # Finding the lines to rewrite: every pattern in one RE2 alternation
+        # without capture groups, which RE2 runs as a DFA (4x faster here
+        # than with groups to fill in).
+        plain = [re.sub(r"\(\?P<\w+>", "(?:", BUILTIN[n]) for n in builtins]
+        plain += list(custom.values())
+        self.detect = compile_user("|".join(f"(?:{p})" for p in plain), "redaction")
+        # Rewriting the few lines found: the built-in patterns (written here,
+        # bounded) with Python's re, whose sub costs microseconds where the
+        # RE2 wrapper's costs a hundred; the operator's with RE2, one by one.
+        self.builtin = (re.compile("|".join(f"(?P<{n}>{BUILTIN[n]})" for n in builtins)
+                                   .encode()) if builtins else None)
+        self.names = list(builtins)
+        self.custom = [(n, compile_user(p, f"redaction {n}"),
+                        b"[REDACTED:" + n.encode() + b"]") for n, p in custom.items()]
         self.count = count
 
     def apply(self, packets: list) -> list:
@@ -115,44 +125,63 @@ class Redactor:
             return packets
         msgs = message_bytes(packets)
         joined = b"\n".join(msgs)
-        search = self.pattern.search
-        if search(joined) is None:
+        search = self.detect.search
+        m = search(joined)
+        if m is None:
             return packets
-        # where each message starts in ``joined``: a match belongs to the last start before it
-        starts = list(accumulate((len(m) + 1 for m in msgs[:-1]), initial=0))
-        hit = sorted({bisect_right(starts, m.start()) - 1 for m in self.pattern.finditer(joined)})
+        hit = []
+        if joined.count(b"\n") == len(msgs) - 1:
+            # one line per message: its index is the newlines before the match
+            i = pos = 0
+            while m is not None:
+                i += joined.count(b"\n", pos, m.start())
+                hit.append(i)
+                pos = joined.find(b"\n", m.end()) + 1  # never_nl: the match is in the line
+                if not pos:
+                    break
+                i += 1
+                m = search(joined, pos)
+        else:  # multiline packets: where each message starts
+            starts = list(accumulate((len(x) + 1 for x in msgs), initial=0))
+            while m is not None:
+                i = bisect_right(starts, m.start()) - 1
+                hit.append(i)
+                m = search(joined, starts[i + 1])
         counts: dict[str, int] = {}
-        sub = self.pattern.sub
         replace = self._replacer(counts)
         for i in hit:
-            new = sub(replace, msgs[i])
-            if new != msgs[i]:
+            old = new = msgs[i]
+            if self.builtin is not None:
+                new = self.builtin.sub(replace, new)
+            for name, pattern, marker in self.custom:
+                new, n = pattern.subn(marker, new)
+                if n:
+                    counts[name] = counts.get(name, 0) + n
+            if new != old:
                 packets[i].message = new.decode("utf-8", "surrogateescape")
         for name, n in counts.items():
             self.count(name, n)
         return packets
 
     def _replacer(self, counts: dict[str, int]) -> Callable[[Any], bytes]:
-        groups = self.groups
-
         def replace(m: Any) -> bytes:
-            for name, g, k in groups:
-                text = m.group(g)
-                if text is None:
-                    continue
-                if name == "card_number":
-                    digits = text.replace(b" ", b"").replace(b"-", b"")
-                    if not 13 <= len(digits) <= 19 or not luhn(digits):
-                        return text
-                counts[name] = counts.get(name, 0) + 1
-                keep = m.group(k) if k is not None else None
-                marker = b"[REDACTED:" + name.encode() + b"]"
-                if name == "url_password":
-                    return keep + marker + b"@"
-                return (keep or b"") + marker
-            return m.group(0)
+            name = m.lastgroup
+            text = m.group(name)
+            if name == "card_number":
+                digits = text.replace(b" ", b"").replace(b"-", b"")
+                if not 13 <= len(digits) <= 19 or not luhn(digits):
+                    return text
+            counts[name] = counts.get(name, 0) + 1
+            keep = m.group(name + "_k") if name in _KEEPS else b""
+            marker = b"[REDACTED:" + name.encode() + b"]"
+            if name == "url_password":
+                return keep + marker + b"@"
+            return keep + marker
 
         return replace
+
+
+_KEEPS = frozenset(("url_password", "bearer_token", "api_key"))
 
 
 def redactor_from(selection: str, custom: dict[str, str], rt: Any, **labels: str) -> Redactor | None:
