@@ -23,7 +23,7 @@ from gevent.event import Event
 from logtrain.outputs.base import Output, Rejected
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
-from logtrain.transform.filters import drain_filter
+from logtrain.transform import drain_filter
 
 
 class Ack:

@@ -24,8 +24,7 @@ from logtrain.drain import Ack, Drain
 from logtrain.outputs import create_output
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
-from logtrain.transform.filters import drain_filter
-from logtrain.transform.pipeline import pipeline_from
+from logtrain.transform import drain_filter, router_pipeline
 from logtrain.trust import Guard, Policy, Refused, kind
 
 _GLOB_CHARS = frozenset("*?[")
@@ -59,7 +58,7 @@ class Router:
         self.closing: set[gevent.Greenlet] = set()
         self._cache: dict[str, tuple[Drain, ...]] = {}
         # redaction and per-hostname filters (logtrain/transform/); None: nothing to run
-        self.transform = pipeline_from(rt)
+        self.transform = router_pipeline(rt)
         rt.metrics.gauge("logtrain_routes", lambda: len(self.routes))
 
     # ----------------------------------------------------------------- table

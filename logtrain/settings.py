@@ -74,6 +74,8 @@ def _by(parse_name: str) -> Check:
 def _transform(name: str) -> Check:
     """A check from logtrain/transform/checks.py (imported only to check)."""
     def check(v: Any) -> str | None:
+        if v in ("", (), [], {}):
+            return None  # nothing configured: nothing to load
         from logtrain.transform import checks
 
         return getattr(checks, name)(v)

@@ -21,3 +21,31 @@ one attribute for None.
 * ``regex``: the one way to compile a pattern: google-re2 (linear time) for
   what routes and operators write.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+# the drain URL parameters that ask for a filter (logtrain/transform/filters.py)
+FILTER_OPTIONS = ("min_severity", "max_severity", "match", "exclude", "tag")
+
+
+def drain_filter(url: Any, rt: Any) -> Any:
+    """The Filter a drain URL asks for, or None; the modules (and RE2) load
+    only for a URL that has filter parameters. ValueError names a bad one."""
+    if not any(k in url.query for k in FILTER_OPTIONS):
+        return None
+    from logtrain.transform.filters import drain_filter as make
+
+    return make(url, rt)
+
+
+def router_pipeline(rt: Any) -> Any:
+    """What the router runs per batch (redaction, per-hostname filters), or
+    None when the configuration asks for neither (nothing is loaded)."""
+    c = rt.config
+    if not (c.redact or c.redact_patterns or c.redact_hosts or c.filters):
+        return None
+    from logtrain.transform.pipeline import pipeline_from
+
+    return pipeline_from(rt)

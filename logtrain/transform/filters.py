@@ -19,6 +19,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
+from logtrain.transform import FILTER_OPTIONS
 from logtrain.transform.regex import compile_user, message_bytes
 
 SEVERITIES = {
@@ -26,7 +27,7 @@ SEVERITIES = {
     "err": 3, "error": 3, "warning": 4, "warn": 4, "notice": 5, "info": 6,
     "informational": 6, "debug": 7,
 }
-OPTIONS = ("min_severity", "max_severity", "match", "exclude", "tag")
+OPTIONS = FILTER_OPTIONS
 _SEVERITY = attrgetter("severity")
 _TAG = attrgetter("tag")
 
