@@ -253,9 +253,9 @@ SETTINGS: list[Setting] = [
     S("MULTILINE_TIMEOUT", "float", 1.0,
       "seconds a pending multiline group waits for more lines before it is sent", "transform",
       low=0.01),
-    S("MULTILINE_MAX_BYTES", "size", 256 << 10,
-      "largest joined multiline message, bytes; a group reaching it is sent", "transform",
-      low=1),
+    S("MULTILINE_MAX_BYTES", "size", 64 << 10,
+      "largest joined multiline message, bytes; a group reaching it is sent (a pending group "
+      "is held in memory per stream of each joined file)", "transform", low=1),
     S("MULTILINE_MAX_LINES", "int", 1000,
       "most lines joined into one message; a group reaching it is sent", "transform", low=1),
     S("STRUCTURED_LOGS", "bool", True,

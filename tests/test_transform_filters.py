@@ -217,3 +217,38 @@ def test_redaction_leaves_clean_batches_untouched():
     p = Packet(6, 1, "h", "t", "2026-11-25T00:00:00Z", None, raw=raw, msg_at=raw.index(b"GET"))
     r.apply([p])
     assert p.raw is raw  # the frame is kept: a relay still copies it
+
+
+def test_filters_on_routes_from_the_api_and_postgres(pg, tmp_path):
+    """Routes others write (the routes API, rows in Postgres) carry filters; a
+    pattern RE2 cannot bound is refused with the reason, the agent unharmed."""
+    import json
+
+    from test_postgres import AUTH, _api_agent
+
+    db, agent, probe = _api_agent(pg, tmp_path, "filters")
+    out = tmp_path / "api.log"
+    try:
+        url = f"file://{out}?min_severity=err&exclude={quote('(x+x+)+y')}"
+        code, _, body = agent.request(
+            "POST", "/routes", json.dumps({"hostname": "web", "endpoint": url}).encode(), AUTH)
+        assert code == 201, body
+        bad = f"file://{out}?match={quote('(?<=a)b')}"
+        code, _, body = agent.request(
+            "POST", "/routes", json.dumps({"hostname": "web", "endpoint": bad}).encode(), AUTH)
+        assert code == 400 and b"match" in body and b"refused" in body, body
+        pg.sql("insert into drains (drain, hostname, endpoint) values "
+               "('00000000-0000-0000-0000-000000000001', 'db', %s)",
+               (f"file://{out}?max_severity=zzz",), dbname=db)
+        wait_for(lambda: "max_severity" in agent.log(), 10, what="the bad row refused in the log")
+        s = socket.create_connection(("127.0.0.1", probe.sock.getpeername()[1]))
+        s.sendall(b"<14>1 2026-11-25T00:00:00Z web app - - - info line\n"
+                  b"<11>1 2026-11-25T00:00:00Z web app - - - " + b"x" * 30000 + b"\n"
+                  b"<11>1 2026-11-25T00:00:00Z web app - - - error line\n")
+        wait_for(lambda: out.exists() and "error line" in out.read_text(), 10, what="error line")
+        text = out.read_text()
+        # the long line has no "y": RE2 says so in linear time, and it passes
+        assert "info line" not in text and "x" * 30000 in text
+        assert agent.health_ms() < 100
+    finally:
+        agent.stop()
