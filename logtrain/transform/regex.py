@@ -38,8 +38,9 @@ def compile_user(pattern: str, what: str = "pattern") -> Any:
         reason = e.args[0] if e.args else str(e)
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
-        raise ValueError(f"{what}: {pattern!r} refused ({reason}; patterns run on RE2, "
-                         "which has no backreferences or look-around)") from None
+        raise ValueError(f"{what}: {pattern!r} refused: {reason} (patterns run on RE2: "
+                         "linear time, at most 2 MiB each, no backreferences or "
+                         "look-around)") from None
 
 
 def message_bytes(packets: list) -> list[bytes]:
