@@ -220,24 +220,33 @@ def test_pod_annotation_selects_the_mode(tmp_path):
     cfg = kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{port}", certs["ca.pem"], TOKEN)
     api.start()
     pod = Pod(tmp_path / "logs", "worker-0", namespace="shop")
+    plain = Pod(tmp_path / "logs", "plain-0", namespace="shop")
     a, out = k8s_agent(tmp_path, KUBE_CONFIG=str(cfg), MULTILINE_TIMEOUT="0.3")
     a.start()
     try:
         text = (DATA / "python.txt").read_text()
         got, _ = groups_of("python", text)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:  # the annotation is known once the API answered
+        # the API's answer renames the lines (worker.shop -> worker-0.shop) and
+        # brings the annotation; the next rescan gives the file its joiner
+        n = 0
+
+        def resolved() -> bool:
+            nonlocal n
+            n += 1
             with open(pod.log, "ab") as f:
-                f.write(cri(["probe"]))
-            time.sleep(0.5)
-            if any(" worker.shop " in x or "probe" in x for x in [out.read_text()]
-                   if out.exists()) and a.metric("logtrain_input_frames_total") > 0:
-                break
-        time.sleep(1.5)  # a rescan gives the file its joiner
+                f.write(cri([f"probe {n}"]))
+            return out.exists() and " worker-0.shop " in out.read_text()
+
+        wait_for(resolved, 15, 0.3, what="names from the API")
+        time.sleep(1.5)
         with open(pod.log, "ab") as f:
+            f.write(cri(text.splitlines()))
+        with open(plain.log, "ab") as f:  # no annotation: line by line
             f.write(cri(text.splitlines()))
         wait_for(lambda: all(" ".join(g.split("\n")) in received_groups(out) for g in got), 15,
                  what="the Python groups joined")
+        wait_for(lambda: received_groups(out)["RuntimeError: bad job 'x'"] == 1, 10,
+                 what="the other pod's lines, one by one")
     finally:
         a.stop()
         api.stop()
