@@ -252,3 +252,50 @@ def test_filters_on_routes_from_the_api_and_postgres(pg, tmp_path):
         assert agent.health_ms() < 100
     finally:
         agent.stop()
+
+
+def test_file_lines_filtered_and_redacted_through_rotation_and_restart(tmp_path):
+    """Container lines with card numbers, REDACT=default, one drain for all
+    and one with ?min_severity=err (stderr lines): the file rotates and the
+    agent restarts; each drain gets its lines once, redacted. Filtered lines
+    are acknowledged, so the file's offset moves past them."""
+    from collections import Counter
+
+    from test_kubernetes_files import Pod
+
+    root = tmp_path / "logs"
+    pod = Pod(root, "pay-5f6d7c8b9-xyz98")
+    all_out, err_out = tmp_path / "all.log", tmp_path / "err.log"
+    a = Agent(tmp_path / "agent", {"KUBERNETES": "true", "FILES_START_AT": "beginning",
+                                   "KUBERNETES_LOG_PATH": str(root / "containers"),
+                                   "REDACT": "default"},
+              f"*  file://{all_out}\n*  file://{err_out}?min_severity=err\n").start()
+
+    def write(lo: int, hi: int) -> None:
+        with open(pod.log, "ab") as f:
+            for i in range(lo, hi):
+                stream = "stderr" if i % 3 == 0 else "stdout"
+                card = " card 4111-1111-1111-1111" if i % 5 == 0 else ""
+                f.write(f"2026-11-25T07:00:00.000000001Z {stream} F line-{i}{card}\n".encode())
+
+    def got(path) -> Counter:
+        return Counter(_msgs(path))
+
+    def want(lo: int, hi: int, only_err: bool = False) -> Counter:
+        return Counter(f"line-{i}" + (" card [REDACTED:card_number]" if i % 5 == 0 else "")
+                       for i in range(lo, hi) if not only_err or i % 3 == 0)
+
+    try:
+        write(0, 3000)
+        pod.rotate(compress_previous=False)
+        write(3000, 6000)
+        wait_for(lambda: got(all_out) == want(0, 6000), 20, what="6000 lines")
+        a.stop()
+        write(6000, 9000)
+        a.start()
+        wait_for(lambda: got(all_out) == want(0, 9000), 20, what="9000 lines, once each")
+        wait_for(lambda: got(err_out) == want(0, 9000, only_err=True), 10, what="stderr lines")
+        assert "4111-1111" not in all_out.read_text() + err_out.read_text()
+        assert a.metric("logtrain_redactions_total", pattern="card_number") == 600  # after restart
+    finally:
+        a.stop()
