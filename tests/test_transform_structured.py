@@ -116,3 +116,13 @@ def test_agent_takes_severity_from_json_container_lines(tmp_path):
     finally:
         a.stop()
     time.sleep(0.1)
+
+
+def test_hostile_json_lines_change_nothing():
+    deep = '{"a":' * 100_000 + "1" + "}" * 100_000
+    junk = ["{", '{"level": ["err"]}', '{"level": {"x": 1}, "msg": 5}', deep,
+            '{"level":"error"' + " " * 60_000, '{"level": 1e999}']
+    packets = parsed(cri(junk) + b"2026-11-25T07:00:00.000000001Z stdout F {\xff\xfe}\n")
+    Structured(extract_message=True).apply(packets)
+    assert [p.severity for p in packets] == [6] * (len(junk) + 1)
+    assert [p.message for p in packets][:4] == junk[:4]
