@@ -12,6 +12,10 @@ baseline in the same run (runs interleaved, medians and ratios printed):
              Kubernetes input from its start with MULTILINE mode java, and
              without (every line a packet), to syslog+tcp. Rate in file lines
              per second; target 100,000.
+  structured a CRI container log of 200-byte lines, one in ten a JSON object
+             as pino writes it, read by the Kubernetes input with
+             STRUCTURED_LOGS=true (severity from "level") and false: what JSON
+             detection costs the file path.
   memory     resident memory of the TCP relay, idle and at its peak under the
              redact load, with and without REDACT: what google-re2 adds.
 
@@ -121,12 +125,25 @@ def redact_run(work: Path, data: Path, n: int, on: bool) -> dict:
     return {"ok": True, "lps": n / secs, "cpu": cpu, "idle": idle, "peak": peak}
 
 
-def multiline_run(work: Path, data: Path, lines: int, groups: int, on: bool) -> dict:
+def json_cri(n: int) -> bytes:
+    ts = "2026-11-25T07:00:00.123456789Z stdout F "
+    out = []
+    for i in range(n):
+        if i % 10 == 0:
+            out.append(f'{ts}{{"level":40,"time":1795593180728,"pid":7,"hostname":"web-1",'
+                       f'"msg":"slow request seq={i:08d}","path":"/api/v1/items","ms":{i % 900}}}')
+        else:
+            out.append(f"{ts}seq={i:08d} " + "y" * 150)
+    return ("\n".join(out) + "\n").encode()
+
+
+def multiline_run(work: Path, data: Path, lines: int, groups: int, on: bool,
+                  structured: bool = False) -> dict:
     sink_port = free_port()
     want = groups if on else lines
     sink = start_sink(sink_port, want)
     env = {"KUBERNETES": "true", "KUBERNETES_LOG_PATH": str(data), "FILES_START_AT": "beginning",
-           "MULTILINE_TIMEOUT": "0.2", "STRUCTURED_LOGS": "false"}
+           "MULTILINE_TIMEOUT": "0.2", "STRUCTURED_LOGS": "true" if structured else "false"}
     if on:
         cfg = work / "multiline.toml"
         cfg.write_text('[[multiline]]\nfiles = "*"\nmode = "java"\n')
@@ -154,7 +171,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", default="redact,multiline")
+    ap.add_argument("--only", default="redact,multiline,structured")
     args = ap.parse_args()
     only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="logtrain-bench-transform-"))
@@ -164,6 +181,8 @@ def main() -> int:
     java, jlines, jgroups = java_cri(args.lines)
     jfile = work / "java.log"
     jfile.write_bytes(java)
+    sfile = work / "json.log"
+    sfile.write_bytes(json_cri(args.lines))
     for _ in range(args.runs):
         if "redact" in only:
             for on in (False, True):
@@ -173,6 +192,10 @@ def main() -> int:
             for on in (False, True):
                 rows.setdefault(f"multiline {'on' if on else 'off'}", []).append(
                     multiline_run(work, jfile, jlines, jgroups, on))
+        if "structured" in only:
+            for on in (False, True):
+                rows.setdefault(f"structured {'on' if on else 'off'}", []).append(
+                    multiline_run(work, sfile, args.lines, args.lines, False, structured=on))
     print(f"{args.runs} runs, medians; {args.lines:,} relay lines, {jlines:,} Java trace lines "
           f"({jgroups:,} groups)")
     print(f"{'scenario':<16}{'lines/s':>12}{'CPU s':>8}{'idle MiB':>10}{'peak MiB':>10}"
@@ -193,6 +216,10 @@ def main() -> int:
         on, off = rows["multiline on"], rows["multiline off"]
         print(f"multiline joining: {med(on, 'lps'):,.0f} Java trace lines/s (target 100,000); "
               f"x{med(on, 'lps') / med(off, 'lps'):.2f} of the same file unjoined")
+    if "structured" in only:
+        on, off = rows["structured on"], rows["structured off"]
+        print(f"structured JSON detection: x{med(on, 'lps') / med(off, 'lps'):.2f} file "
+              f"throughput, x{med(on, 'cpu') / med(off, 'cpu'):.2f} CPU (one line in ten JSON)")
     return 0
 
 
