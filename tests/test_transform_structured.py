@@ -50,7 +50,8 @@ def test_severity_from_real_loggers_and_lines_kept():
     assert [p.severity for p in packets] == [6, 4, 3, 2, 6, 4, 3, 6, 6, 6, 6, 6]
     assert [p.message for p in packets] == text  # other drains get the line as it was
     assert packets[0].raw is raws[0]  # unchanged severity: the frame is kept
-    assert packets[1].raw is None  # changed: formatted from its fields
+    assert packets[1].raw.startswith(b"<12>1 ")  # only its PRI rewritten
+    assert packets[1].raw[packets[1].msg_at:] == text[1].encode()
 
 
 def test_message_extracted_when_configured():

@@ -24,7 +24,6 @@ A line that is not a JSON object gives the packet's fields alone.
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
 from itertools import accumulate
 from operator import attrgetter
 from typing import Any
@@ -78,16 +77,24 @@ def _objects(packets: list) -> list[tuple[int, dict]]:
     at = find(b" - - - {")
     if at < 0:
         return []
-    starts = list(accumulate((len(p.raw) + 1 for p in packets), initial=0))
+    if joined.count(b"\n") != len(packets) - 1:  # a frame holding a newline
+        return _objects_of(message_bytes(packets))
     out = []
+    i = prev = 0
+    count = joined.count
     while at >= 0:
-        i = bisect_right(starts, at) - 1
+        i += count(b"\n", prev, at)  # the frame ``at`` is in: newlines before it
         p = packets[i]
-        if at + 7 == starts[i] + p.msg_at:
+        line_end = find(b"\n", at)
+        start = line_end - len(p.raw) if line_end >= 0 else len(joined) - len(p.raw)
+        if at + 7 == start + p.msg_at:
             obj = _load(p.raw[p.msg_at:])
             if obj is not None:
                 out.append((i, obj))
-        at = find(b" - - - {", starts[i + 1])
+        if line_end < 0:
+            break
+        prev = line_end
+        at = find(b" - - - {", line_end)
     return out
 
 
@@ -110,9 +117,12 @@ def _objects_of(msgs: list[bytes]) -> list[tuple[int, dict]]:
             return out
 
 
+_decode = json.JSONDecoder().decode  # json.loads on bytes first guesses the encoding
+
+
 def _load(msg: bytes) -> dict | None:
     try:
-        obj = json.loads(msg)
+        obj = _decode(msg.decode("utf-8", "surrogateescape"))
     except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
@@ -133,7 +143,16 @@ class Structured:
             p = packets[i]
             sev = severity_of(obj)
             if sev is not None and sev != p.severity:
-                p.changed()
+                raw = p.raw
+                if raw is not None and raw[:1] == b"<" and not self.extract:
+                    # only PRI changes: the frame is rewritten there and kept,
+                    # so syslog drains still copy it (formatting cost 3x more)
+                    end = raw.index(b">")
+                    head = b"<%d" % (p.facility * 8 + sev)
+                    p.raw = head + raw[end:]
+                    p.msg_at += len(head) - end
+                else:
+                    p.changed()
                 p.severity = sev
             if self.extract:
                 msg = next((obj[k] for k in MESSAGE_KEYS if isinstance(obj.get(k), str)), None)
