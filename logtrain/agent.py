@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import signal
 import time
 from typing import Any
@@ -37,6 +38,7 @@ class Agent:
     def start(self) -> None:
         """Starts everything; raises ConfigError for what the configuration got wrong."""
         rt, cfg = self.rt, self.rt.config
+        self._open_spools()
         if cfg.routes_file:
             ds = StaticRoutes(rt, self.router, cfg.routes_file)
             errors = ds.load()
@@ -52,6 +54,13 @@ class Agent:
                 rt.log.error("postgres datasource unavailable at start; retrying in the "
                              "background", database=pgds.safe_url, error=error)
             self.datasources.append(pgds)
+        if cfg.kubernetes_datasource:
+            from logtrain.datasources import kubernetes as kube_routes
+
+            kds = kube_routes.from_runtime(rt, self.router)
+            kds.check_access()  # ConfigError naming the missing verb and resource
+            kds.load()
+            self.datasources.append(kds)
         if cfg.api_token:
             from logtrain.api import RoutesAPI
 
@@ -71,6 +80,11 @@ class Agent:
                                             cfg.drain_max_connections)
             PersistentAPI(rt).register(self.http, cfg.api_token)
         if cfg.metrics:
+            from logtrain.origmetrics import OriginalMetrics
+
+            orig = OriginalMetrics(rt, self.router)
+            rt.metrics.collectors.append(orig.render)
+            rt.tasks.spawn("original-metrics", orig.run)
             self.http.add("/metrics", ("GET",), lambda env, body: (
                 "200 OK", [("Content-Type", "text/plain; version=0.0.4")],
                 rt.metrics.render().encode()))
@@ -94,10 +108,42 @@ class Agent:
             ds.start()
         if cfg.stats_interval:
             rt.tasks.spawn("stats", self._stats_loop)
+        self.http.readiness = self._ready
         rt.log.info("logtrain started", version=__version__,
                     inputs=",".join(i.describe() for i in self.inputs),
                     datasources=",".join(d.describe() for d in self.datasources),
-                    routes=len(self.router.routes), http_port=cfg.http_port)
+                    routes=len(self.router.routes), http=self.http.address,
+                    http_serves=",".join(self.http.paths()))
+
+    def _ready(self) -> tuple[bool, str]:
+        """/readyz: inputs listening (start() got this far) and every
+        datasource's routes loaded at least once."""
+        if self.stopping.is_set():
+            return False, "stopping"
+        for ds in self.datasources:
+            if getattr(ds, "connected", True) is False and not getattr(ds, "rows", None):
+                return False, f"{ds.describe()} has not loaded its routes yet"
+        return True, ""
+
+    def _open_spools(self) -> None:
+        """The drains' disk spools, when STATE_DIR can hold them; without them
+        a full drain buffer drops (counted), as it said at start."""
+        cfg = self.rt.config
+        if not cfg.spool_max_bytes:
+            return
+        from logtrain.spools import Spools
+
+        root = os.path.join(cfg.state_dir, "spool")
+        try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            if not os.access(root, os.W_OK | os.X_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as e:
+            self.rt.log.error("no disk spool: a drain whose buffer fills will drop lines",
+                              directory=root, error=e.strerror or str(e))
+            return
+        self.rt.spools = Spools(self.rt, cfg.state_dir, cfg.spool_max_bytes,
+                                cfg.spool_total_max_bytes)
 
     def run(self) -> int:
         try:

@@ -1,6 +1,8 @@
 """The routes API and persistent reads on HTTP_PORT.
 
     GET    /routes           every route in effect, from every datasource
+    GET    /routes?hostname=H  the routes a packet of hostname H matches, each
+                             with its datasource (and, for annotations, its object)
     POST   /routes           {"hostname": ..., "endpoint": ...} into the writable datasource
     DELETE /routes/{id}      a route of the writable datasource, by id
     GET    {PERSISTENT_PATH}{KEY}   the lines a persistent://KEY drain kept
@@ -15,10 +17,12 @@ and, since the route then lives as a row of the Postgres table, as coming from
 
 from __future__ import annotations
 
+import fnmatch
 import hmac
 import json
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 from logtrain.httpserver import HTTPServer, Response, json_response
 from logtrain.router import Router, check_hostname
@@ -27,6 +31,14 @@ from logtrain.trust import Refused
 from logtrain.urls import mask_url
 
 API_MAX_BODY = 64 << 10
+_GLOB = frozenset("*?[")
+
+
+def matches(pattern: str, host: str) -> bool:
+    """Whether a route's hostname or glob matches a packet's hostname, as the
+    router matches them (case-insensitive, fnmatch globs)."""
+    p, h = pattern.lower(), host.lower()
+    return fnmatch.fnmatchcase(h, p) if _GLOB & set(p) else p == h
 
 
 def _no_writable(method: str) -> Response:
@@ -69,11 +81,29 @@ class RoutesAPI:
 
     def _routes(self, env: dict, body: bytes) -> Response:
         if env["REQUEST_METHOD"] == "GET":
+            query = parse_qs(env.get("QUERY_STRING", ""))
+            if "hostname" in query:
+                return self._matching(query["hostname"][0])
             out = []
             for ds in self.datasources:
                 out.extend(ds.listing())
             return json_response("200 OK", out)
         return self._create(body)
+
+    def _matching(self, host: str) -> Response:
+        """Every route whose hostname or glob matches ``host``, with the
+        datasource it comes from; refused ones carry ``error``."""
+        try:
+            check_hostname(host)
+        except ValueError as e:
+            return json_response("400 Bad Request", {"error": str(e)})
+        out = []
+        for ds in self.datasources:
+            for r in ds.listing():
+                pattern = r.get("hostname")
+                if isinstance(pattern, str) and matches(pattern, host):
+                    out.append(dict(r, datasource=ds.describe()))
+        return json_response("200 OK", {"hostname": host, "routes": out})
 
     def _create(self, body: bytes) -> Response:
         ds = self.writable

@@ -47,6 +47,7 @@ from gevent.server import StreamServer
 from logtrain.http11 import HeadReader, HTTPError, Request
 from logtrain.httpconn import READ, Body, Conn
 from logtrain.runtime import Runtime
+from logtrain.urls import hostport
 
 Response = tuple[str, list[tuple[str, str]], bytes]
 Handler = Callable[[dict, Any], Response]
@@ -102,6 +103,10 @@ class HTTPServer:
         self.max_head = cfg.http_max_header_size
         self.scratch = bytearray(READ)  # where lingering connections discard what they read
         self.add("/health", ("GET",), self._health)
+        self.add("/healthz", ("GET",), self._health)  # alive (the Kubernetes names)
+        self.add("/readyz", ("GET",), self._ready)
+        # (ready, why not) from the agent: datasources loaded, inputs listening
+        self.readiness: Callable[[], tuple[bool, str]] = lambda: (False, "starting")
         rt.metrics.gauge("logtrain_input_connections", lambda: len(self.conns), input="http")
         rt.metrics.gauge("logtrain_input_partial_bytes", lambda: self.budget.total)
 
@@ -116,6 +121,12 @@ class HTTPServer:
             return "200 OK", [], b"ok\n"
         failing = ", ".join(n for n, t in tasks.items() if t["state"] == "failing")
         return "503 Service Unavailable", [], f"failing: {failing} keeps crashing\n".encode()
+
+    def _ready(self, env: dict, body: bytes) -> Response:
+        ok, why = self.readiness()
+        if ok:
+            return "200 OK", [], b"ready\n"
+        return "503 Service Unavailable", [], f"not ready: {why}\n".encode()
 
     def add(self, path: str, methods: tuple[str, ...], handler: Handler,
             max_body: int = 0, guard: Guard | None = None, stream: bool = False) -> None:
@@ -158,6 +169,18 @@ class HTTPServer:
         self.server = StreamServer((cfg.bind_address, cfg.http_port), self._handle,
                                    spawn=Pool(), backlog=1024)
         self.server.start()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` actually bound (HTTP_PORT=0 takes a free port)."""
+        cfg = self.rt.config
+        if self.server is None:
+            return hostport((cfg.bind_address, cfg.http_port))
+        return hostport(self.server.address)
+
+    def paths(self) -> list[str]:
+        """What is served: exact paths, and prefixes as ``/prefix/*``."""
+        return sorted(self.routes) + sorted(p + "*" for p, _, _ in self.prefixes)
 
     def stop(self) -> None:
         if self.server is not None:

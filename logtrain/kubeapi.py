@@ -19,13 +19,15 @@ import base64
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 from logtrain.urls import scrub
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# etcd stores objects of up to 1.5 MiB; an event line is that plus its envelope
+MAX_EVENT = 4 << 20
 
 
 class KubeError(Exception):
@@ -204,40 +206,77 @@ class KubeClient:
                 raise KubeError(f"cannot read the token file {path}: {e.strerror}") from None
         return self._token
 
-    def get(self, path: str) -> dict:
-        """The JSON object at ``path`` (for example /api/v1/namespaces/x/pods/y);
-        raises KubeError."""
-        from logtrain.tls import urllib3_module
-
-        urllib3 = urllib3_module()
-
+    def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "logtrain"}
         token = self._bearer()
         if token:
             headers["Authorization"] = "Bearer " + token
+        return headers
+
+    def _request(self, method: str, path: str, body: bytes | None = None,
+                 ok: tuple[int, ...] = (200,)) -> bytes:
+        from logtrain.tls import urllib3_module
+
+        urllib3 = urllib3_module()
+
+        headers = self._headers()
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         url = self.config.server + path
         self.requests += 1
         try:
-            r = self._pool.request("GET", url, headers=headers, preload_content=True)
+            r = self._pool.request(method, url, headers=headers, body=body,
+                                   preload_content=True)
         except urllib3.exceptions.HTTPError as e:
-            raise KubeError(self._scrub(f"GET {url}: {_reason(e)}"), 0) from None
-        if r.status != 200:
-            raise KubeError(self._scrub(f"GET {url}: HTTP {r.status} {_status_message(r.data)}"),
-                            r.status)
+            raise KubeError(self._scrub(f"{method} {url}: {_reason(e)}"), 0) from None
+        if r.status not in ok:
+            raise KubeError(self._scrub(f"{method} {url}: HTTP {r.status} "
+                                        f"{_status_message(r.data)}"), r.status)
+        return r.data
+
+    def get(self, path: str) -> dict:
+        """The JSON object at ``path`` (for example /api/v1/namespaces/x/pods/y);
+        raises KubeError."""
+        return self._object("GET", path, self._request("GET", path))
+
+    def get_text(self, path: str) -> str:
+        """The body at ``path`` as text, for callers that parse it themselves
+        (logtrain.kubejson) instead of building it as dicts."""
+        data = self._request("GET", path)
         try:
-            obj = json.loads(r.data)
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise KubeError(f"GET {self.config.server + path}: the answer is not UTF-8",
+                            200) from None
+
+    def post(self, path: str, obj: dict) -> dict:
+        """POSTs ``obj`` (a create, such as a SelfSubjectAccessReview) and
+        returns the object the server answers with."""
+        data = self._request("POST", path, json.dumps(obj).encode(), ok=(200, 201))
+        return self._object("POST", path, data)
+
+    def _object(self, method: str, path: str, data: bytes) -> dict:
+        url = self.config.server + path
+        try:
+            obj = json.loads(data)
         except ValueError:
-            raise KubeError(f"GET {url}: the answer is not JSON", r.status) from None
+            raise KubeError(f"{method} {url}: the answer is not JSON", 200) from None
         if not isinstance(obj, dict):
-            raise KubeError(f"GET {url}: the answer is not a JSON object", r.status)
+            raise KubeError(f"{method} {url}: the answer is not a JSON object", 200)
         return obj
 
-    def watch(self, path: str, resource_version: str = "",
-              timeout_seconds: int = 300) -> Iterator[tuple[str, dict]]:
+    def watch(self, path: str, resource_version: str = "", timeout_seconds: int = 300,
+              decode: Callable[[bytes], tuple[str, Any]] | None = None,
+              max_event: int = MAX_EVENT) -> Iterator[tuple[str, Any]]:
         """(type, object) events of a watch on the collection at ``path``
         (ADDED, MODIFIED, DELETED, BOOKMARK), until the server ends the watch
-        after about ``timeout_seconds``. An ERROR event raises KubeError with
-        its code (410: the resource version is too old; list again)."""
+        after about ``timeout_seconds``; a stream silent for longer than that
+        (plus the client's timeout) is an error. ``decode`` turns one event
+        line into (type, object); by default the object is the parsed dict,
+        and an object with ``code`` and ``message`` attributes works as well.
+        An ERROR event raises KubeError with its code (410: the resource
+        version is too old; list again). An event longer than ``max_event``
+        bytes ends the watch with an error instead of growing without bound."""
         from logtrain.tls import urllib3_module
 
         urllib3 = urllib3_module()
@@ -247,10 +286,7 @@ class KubeClient:
         if resource_version:
             query["resourceVersion"] = resource_version
         url = self.config.server + path + ("&" if "?" in path else "?") + urlencode(query)
-        headers = {"Accept": "application/json", "User-Agent": "logtrain"}
-        token = self._bearer()
-        if token:
-            headers["Authorization"] = "Bearer " + token
+        headers = self._headers()
         self.requests += 1
         try:
             # the read timeout bounds the silence between events, not the watch
@@ -259,12 +295,14 @@ class KubeClient:
                                                            read=timeout_seconds + self.timeout))
         except urllib3.exceptions.HTTPError as e:
             raise KubeError(self._scrub(f"WATCH {url}: {_reason(e)}"), 0) from None
+        decode = decode or _decode_dict
         done = False
         try:
             if r.status != 200:
                 raise KubeError(self._scrub(f"WATCH {url}: HTTP {r.status} "
                                             f"{_status_message(r.read())}"), r.status)
-            buf = b""
+            pending: list[bytes] = []  # pieces of an event not yet ended by a newline
+            size = 0
             while True:
                 try:
                     chunk = r.read1(65536) if hasattr(r, "read1") else r.read(65536)
@@ -273,19 +311,31 @@ class KubeClient:
                 if not chunk:
                     done = True
                     return
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
+                start = 0
+                while True:
+                    nl = chunk.find(b"\n", start)
+                    if nl < 0:
+                        if start < len(chunk):
+                            pending.append(chunk[start:])
+                            size += len(chunk) - start
+                            if size > max_event:
+                                raise KubeError(f"WATCH {url}: an event is longer than "
+                                                f"{max_event} bytes", 200)
+                        break
+                    line = chunk[start:nl]
+                    start = nl + 1
+                    if pending:
+                        line = b"".join(pending) + line
+                        pending, size = [], 0
                     if not line.strip():
                         continue
                     try:
-                        ev = json.loads(line)
-                        kind, obj = ev["type"], ev["object"]
+                        kind, obj = decode(line)
                     except (ValueError, KeyError, TypeError):
                         raise KubeError(f"WATCH {url}: an event is not JSON", 200) from None
                     if kind == "ERROR":
-                        raise KubeError(self._scrub(f"WATCH {url}: {obj.get('message', '')}"),
-                                        int(obj.get("code") or 500))
+                        code, msg = _error_of(obj)
+                        raise KubeError(self._scrub(f"WATCH {url}: {msg}"), code)
                     yield kind, obj
         finally:
             if done:
@@ -300,6 +350,19 @@ class KubeClient:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _decode_dict(line: bytes) -> tuple[str, Any]:
+    ev = json.loads(line)
+    return ev["type"], ev["object"]
+
+
+def _error_of(obj: Any) -> tuple[int, str]:
+    if isinstance(obj, dict):
+        code, msg = obj.get("code"), obj.get("message", "")
+    else:
+        code, msg = getattr(obj, "code", 0), getattr(obj, "message", "")
+    return (code if isinstance(code, int) and code else 500), str(msg)[:300]
 
 
 def _reason(e: Exception) -> str:

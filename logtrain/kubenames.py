@@ -102,6 +102,20 @@ def names_from_objects(pod: dict, top: dict, akkeris: bool) -> Names:
     return f"{top.get('name', '')}.{ns}", name
 
 
+def claim_allowed(host: str, namespace: str, akkeris: bool, policy: str) -> bool:
+    """Whether an object of ``namespace`` may claim ``host`` (a hostname or a
+    glob) with its hostname annotation. With KUBERNETES_HOSTNAME_POLICY=
+    namespace (the default) only hostnames of its own namespace: ending in
+    ``.NAMESPACE`` (``-NAMESPACE`` with AKKERIS), something before it, and no
+    glob character in that suffix, so a glob cannot reach past it. ``any``
+    is the original's rule: every claim is allowed."""
+    if policy.lower() == "any":
+        return True
+    suffix = ("-" if akkeris else ".") + namespace.lower()
+    h = host.lower()
+    return bool(namespace) and len(h) > len(suffix) and h.endswith(suffix)
+
+
 def _meta(obj: dict) -> dict:
     """The part of an object the naming needs; the rest is not kept."""
     m = obj.get("metadata") or {}
@@ -130,8 +144,10 @@ class Namer:
     def __init__(self, client: KubeClient | None, *, akkeris: bool = False,
                  only_akkeris: bool = False, exclude_namespaces: str = "", ttl: float = 300.0,
                  backoff_max: float = 30.0, log: Any = None, ratelimit: Any = None,
-                 metrics: Any = None, max_pods: int = 10000) -> None:
+                 metrics: Any = None, max_pods: int = 10000,
+                 hostname_policy: str = "namespace") -> None:
         self.client = client
+        self.hostname_policy = hostname_policy
         self.akkeris = akkeris
         self.only_akkeris = only_akkeris
         self.excluded = {n.strip() for n in exclude_namespaces.split(",") if n.strip()}
@@ -254,7 +270,7 @@ class Namer:
         if top is None:
             names = fallback_names(pod, namespace, self.akkeris)
         else:
-            names = names_from_objects(meta, top, self.akkeris)
+            names = names_from_objects(meta, self._claim(top), self.akkeris)
         return self._store(key, names, meta)
 
     def _top(self, meta: dict) -> dict:
@@ -277,6 +293,22 @@ class Namer:
         meta = _meta(self._get(f"/{where[0]}/namespaces/{ns}/{where[1]}/{name}"))
         self._owners[key] = (now, meta)
         return meta
+
+    def _claim(self, top: dict) -> dict:
+        """``top`` without its hostname annotation when the annotation claims
+        a hostname outside its namespace (KUBERNETES_HOSTNAME_POLICY): its
+        lines then carry the names the object would have without it."""
+        host = top["annotations"].get(HOSTNAME_ANNOTATION)
+        if host is None or claim_allowed(host, top["namespace"], self.akkeris,
+                                         self.hostname_policy):
+            return top
+        if self.metrics is not None:
+            self.metrics.inc("logtrain_hostname_claims_refused_total", by="input")
+        self._note("hostname annotation claims a hostname outside its namespace; ignored "
+                   "(KUBERNETES_HOSTNAME_POLICY=namespace)", namespace=top["namespace"],
+                   name=top["name"], hostname=host)
+        notes = {k: v for k, v in top["annotations"].items() if k != HOSTNAME_ANNOTATION}
+        return dict(top, annotations=notes)
 
     def _get(self, path: str) -> dict:
         assert self.client is not None
@@ -303,7 +335,7 @@ class Namer:
             return
         held = self.ratelimit.allow(("kubenames", msg)) if self.ratelimit is not None else 0
         if held is not None:
-            self.log.warning(msg, held_back=held, **fields)
+            self.log.warning(msg, **fields, notes_since_last_report=held)
 
 
 def from_runtime(runtime: Any) -> Namer:
@@ -322,4 +354,5 @@ def from_runtime(runtime: Any) -> Namer:
     return Namer(client, akkeris=c.akkeris, only_akkeris=c.only_akkeris,
                  exclude_namespaces=c.exclude_namespaces, ttl=c.kubernetes_names_ttl,
                  backoff_max=c.datasource_backoff_max, log=runtime.log,
-                 ratelimit=runtime.ratelimit, metrics=runtime.metrics)
+                 ratelimit=runtime.ratelimit, metrics=runtime.metrics,
+                 hostname_policy=c.kubernetes_hostname_policy)

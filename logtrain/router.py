@@ -60,8 +60,15 @@ class Router:
         # redaction and per-hostname filters (logtrain/transform/); None: nothing to run
         self.transform = router_pipeline(rt)
         rt.metrics.gauge("logtrain_routes", lambda: len(self.routes))
+        rt.metrics.collectors.append(self._routes_by_source)
 
     # ----------------------------------------------------------------- table
+
+    def _routes_by_source(self) -> list[tuple[str, dict, int]]:
+        per: dict[str, int] = {}
+        for (source, _h, _u), n in self.routes.items():
+            per[source] = per.get(source, 0) + n
+        return [("logtrain_datasource_routes", {"source": k}, v) for k, v in per.items()]
 
     def check_route(self, source: str, host: str, url: str) -> None:
         """Raises ValueError (the reason) for a hostname no packet can carry or
@@ -90,6 +97,11 @@ class Router:
         urls[url] = urls.get(url, 0) + 1
         self.url_refs[url] = self.url_refs.get(url, 0) + 1
         self._changed(table is self.globs)
+        spools = self.rt.spools
+        if url not in self.drains and spools is not None and spools.has_data(url):
+            # an earlier run left lines in this drain's spool: replay them now
+            d = self.drains[url] = self._drain_factory(url)
+            self.rt.log.info("opened drain", drain=d.name, reason="spool left by an earlier run")
 
     def remove_route(self, source: str, host: str, url: str) -> bool:
         key = (source, host.lower(), url)

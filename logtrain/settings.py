@@ -96,14 +96,18 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 S = Setting
 SETTINGS: list[Setting] = [
     # --- the agent
-    S("HTTP_PORT", "port", 9000, "port of the HTTP server (HTTP inputs, /metrics, /health)",
-      "agent"),
+    S("HTTP_PORT", "port", 9000,
+      "port of the HTTP server, always on: /health, and the HTTP inputs, /metrics and the API "
+      "when enabled", "agent"),
     S("BIND_ADDRESS", "str", "0.0.0.0", "address every listener binds to", "agent"),
     S("LOG_LEVEL", "str", "info", "the agent's own log level: debug, info, warning, error", "agent",
       choices=LOG_LEVELS),
     S("STATE_DIR", "str", "/var/lib/logtrain", "directory for checkpoints and spools", "agent",
       path=True),
     S("METRICS", "bool", False, "serve Prometheus metrics on HTTP_PORT at /metrics", "agent"),
+    S("METRICS_ORIGINAL_INTERVAL", "float", 300.0,
+      "seconds between the observations of the original logtrain's histograms "
+      "(logtrain_packets_sent and the like) on /metrics", "agent", low=0.1),
     S("STATS_INTERVAL", "float", 60.0,
       "seconds between progress lines in the agent's log (0: never)", "agent", low=0),
     S("SHUTDOWN_TIMEOUT", "float", 10.0, "seconds to flush drains on SIGTERM", "agent", low=0),
@@ -116,8 +120,9 @@ SETTINGS: list[Setting] = [
       needs=("DATABASE_URL",), role="datasource"),
     S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", "routes", secret=True, dsn=True,
       check=_postgres_url),
-    S("KUBERNETES_DATASOURCE", "bool", False, "routes from Kubernetes annotations", "routes",
-      role="datasource", unavailable="the Kubernetes datasource"),
+    S("KUBERNETES_DATASOURCE", "bool", False, "routes from the logtrain.akkeris.io/drains "
+      "annotations of deployments, daemonsets, statefulsets, replicasets and pods", "routes",
+      role="datasource"),
     S("ROUTE_TRUST", "str", "file", "comma-separated datasources whose routes are trusted: "
       "file, postgres, api, kubernetes (untrusted routes name network drains only)", "routes",
       check=_by("parse_trust")),
@@ -155,9 +160,17 @@ SETTINGS: list[Setting] = [
       role="input"),
     S("HTTP_SYSLOG_PATH", "str", "/syslog", "path of the HTTP syslog input", "inputs",
       check=_http_path),
-    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log input", "inputs", role="input",
-      unavailable="the Envoy access-log input"),
+    S("ENVOY", "bool", False, "Envoy/Istio gRPC access-log service (v3 and v2) input", "inputs",
+      role="input"),
     S("ENVOY_PORT", "port", 9001, "port of the Envoy access-log service", "inputs"),
+    S("ENVOY_MAX_MESSAGE", "size", 64 << 10,
+      "largest gRPC message a sidecar may send to the access-log service, bytes (Envoy sends "
+      "batches of a little over buffer_size_bytes, 16 KiB by default); a larger one ends its "
+      "stream", "inputs", low=1024, high=64 << 20),
+    S("ENVOY_MAX_STREAMS", "int", 64,
+      "most access-log streams served at once (an Istio sidecar opens one per worker thread "
+      "and log kind); more are refused. Unfinished messages can hold up to "
+      "ENVOY_MAX_STREAMS x ENVOY_MAX_MESSAGE bytes", "inputs", low=1),
     # --- kubernetes
     S("KUBERNETES", "bool", False, "tail container logs on this node", "kubernetes",
       role="input"),
@@ -180,6 +193,13 @@ SETTINGS: list[Setting] = [
       "Kubernetes API", "kubernetes", low=0.01),
     S("KUBERNETES_NAMES_TTL", "float", 300.0, "seconds a pod's hostname and tag (and its owners) "
       "are kept before they are looked up again", "kubernetes", low=1),
+    S("KUBERNETES_HOSTNAME_POLICY", "str", "namespace",
+      "which hostnames a logtrain.akkeris.io/hostname annotation may claim: namespace (only "
+      "*.NAMESPACE, or *-NAMESPACE with AKKERIS) or any (the original's behaviour)",
+      "kubernetes", choices=("namespace", "any")),
+    S("KUBERNETES_WATCH_TIMEOUT", "float", 300.0, "seconds a watch of the Kubernetes datasource "
+      "runs before it is renewed; a stream silent for this plus KUBERNETES_API_TIMEOUT is "
+      "dropped and listed again", "kubernetes", low=1),
     # --- persistent logs
     S("PERSISTENT", "bool", False, "the persistent:// drain and its read endpoint", "persistent",
       needs=("PERSISTENT_DATABASE_URL",)),
@@ -213,7 +233,7 @@ SETTINGS: list[Setting] = [
     S("UDP_RECEIVE_BUFFER", "size", 4 << 20, "SO_RCVBUF of the UDP input, bytes", "limits", low=0),
     # --- drains
     S("DRAIN_BUFFER_SIZE", "size", 8 << 20,
-      "memory buffer per drain, bytes; beyond it lines are dropped and counted", "drains", low=1),
+      "memory buffer per drain, bytes; beyond it lines go to the spool (or, without one, are dropped, counted)", "drains", low=1),
     S("DRAIN_MAX_CONNECTIONS", "int", 4,
       "most connections per drain (the pool grows under pressure)", "drains", low=1),
     S("DRAIN_CONNECT_TIMEOUT", "float", 5.0, "seconds to connect to a drain", "drains", low=0.01),
@@ -223,7 +243,16 @@ SETTINGS: list[Setting] = [
       "drains", low=0),
     S("DRAIN_PAUSE_AFTER", "int", 10, "consecutive failures after which a drain is paused",
       "drains", low=1),
-    S("DRAIN_PAUSE_INTERVAL", "float", 30.0, "seconds between attempts of a paused drain",
+    S("DRAIN_PAUSE_INTERVAL", "float", 2.0,
+      "first pause of a failing drain, seconds; each next pause is twice as long",
+      "drains", low=0),
+    S("DRAIN_PAUSE_MAX", "float", 300.0, "longest pause of a failing drain, seconds", "drains",
+      low=0),
+    S("SPOOL_MAX_BYTES", "size", 256 << 20,
+      "disk spool per drain under STATE_DIR/spool, bytes; past it the oldest is dropped, "
+      "counted; 0: no spool", "drains", low=0),
+    S("SPOOL_TOTAL_MAX_BYTES", "size", 1 << 30,
+      "disk spool of all drains together, bytes; past it the oldest of all is dropped",
       "drains", low=0),
     S("DRAIN_IDLE_TIMEOUT", "float", 60.0, "seconds before an idle drain connection is closed",
       "drains", low=0.01),

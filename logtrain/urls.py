@@ -9,9 +9,10 @@ harmless is masked.
 
 * userinfo: ``user:****@`` (a user with no password is often a token: ``****@``);
 * query: every value is ``****`` except the drain options the outputs accept
-  (``framing``, ``maxlen``, ``insecure``, ``index``, ``auth`` when it names a
-  scheme, ``ca`` shortened, and the filter options ``min_severity``,
-  ``max_severity``, ``match``, ``exclude``, ``tag``); a query item without ``=`` is ``****`` whole;
+  (``framing``, ``maxlen``, ``insecure``, ``index``, ``daily``, ``data_stream``,
+  ``gzip``, ``batch_size``, ``batch``, ``auth`` when it names a scheme, ``ca``
+  shortened, and the filter options ``min_severity``, ``max_severity``,
+  ``match``, ``exclude``, ``tag``); a query item without ``=`` is ``****`` whole;
 * fragment: ``#****``;
 * path (network drains only): a segment that looks like a token is ``****``:
   16 or more characters of ``[A-Za-z0-9._~+=%-]`` mixing at least two of
@@ -29,7 +30,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "****"
 # Drain options the outputs accept whose values are not secrets.
-_DRAIN_OPTIONS = frozenset(("framing", "maxlen", "insecure", "index", "ca", "min_severity",
+_DRAIN_OPTIONS = frozenset(("framing", "maxlen", "insecure", "index", "ca", "daily",
+                            "data_stream", "gzip", "batch_size", "batch", "min_severity",
                             "max_severity", "match", "exclude", "tag"))
 _AUTH_SCHEMES = frozenset(("basic", "bearer", "apikey"))
 # libpq connection settings whose values are not secrets (paths to key files
@@ -119,6 +121,12 @@ def _mask_uri(url: str, harmless, token_paths: bool) -> tuple[str, list[str]]:
         out += "#" + MASK
     secrets += [unquote(s) for s in secrets if "%" in s or "+" in s]
     return out, secrets
+
+
+def hostport(address: tuple) -> str:
+    """``host:port`` of a socket address as a URL writes it (``[::1]:9000``)."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def mask_url(url: str) -> str:

@@ -253,12 +253,13 @@ def test_annotations_on_the_top_object(tmp_path, certs, api):
     ])
     pods = [("both-7d4b9c-x2x9z", "prod"), ("hostonly-7d4b9c-x2x9z", "prod"),
             ("rsnote-1a2b3-q1w2e", "prod")]
-    c = in_cluster(tmp_path, certs, api.port)
+    # claims outside the namespace: the original's behaviour, by the compatibility setting
+    c = in_cluster(tmp_path, certs, api.port, KUBERNETES_HOSTNAME_POLICY="any")
     try:
         plain = c.resolve(pods)["names"]
     finally:
         c.close()
-    c = in_cluster(tmp_path, certs, api.port, AKKERIS="true")
+    c = in_cluster(tmp_path, certs, api.port, AKKERIS="true", KUBERNETES_HOSTNAME_POLICY="any")
     try:
         akk = c.resolve(pods)["names"]
     finally:
@@ -269,6 +270,36 @@ def test_annotations_on_the_top_object(tmp_path, certs, api):
     assert akk["prod/both-7d4b9c-x2x9z"] == ["shop.example", "frontend"]
     assert akk["prod/hostonly-7d4b9c-x2x9z"] == ["api.example", "web.7d4b9c-x2x9z"]
     assert akk["prod/rsnote-1a2b3-q1w2e"] == ["plain-prod", "web.1a2b3-q1w2e"]
+
+
+def test_hostname_annotation_may_claim_only_its_namespace_by_default(tmp_path, certs, api):
+    h = "logtrain.akkeris.io/hostname"
+    api.set_objects([
+        *deployment("own", annotations={h: "shop.prod"}),
+        *deployment("thief", annotations={h: "billing.other"}),
+        *deployment("akk", annotations={h: "shop-prod"}),
+    ])
+    pods = [("own-7d4b9c-x2x9z", "prod"), ("thief-7d4b9c-x2x9z", "prod"),
+            ("akk-7d4b9c-x2x9z", "prod")]
+    c = in_cluster(tmp_path, certs, api.port)
+    try:
+        plain = c.resolve(pods)["names"]
+        metrics = c.cmd(op="metrics")["metrics"]
+    finally:
+        err = c.close()
+    c = in_cluster(tmp_path, certs, api.port, AKKERIS="true")
+    try:
+        akk = c.resolve(pods)["names"]
+    finally:
+        c.close()
+    assert plain["prod/own-7d4b9c-x2x9z"] == ["shop.prod", "own"]
+    # refused: the lines keep the names the deployment would have without it
+    assert plain["prod/thief-7d4b9c-x2x9z"] == ["thief.prod", "thief-7d4b9c-x2x9z"]
+    assert plain["prod/akk-7d4b9c-x2x9z"] == ["akk.prod", "akk-7d4b9c-x2x9z"]
+    assert 'logtrain_hostname_claims_refused_total{by="input"} 2' in metrics
+    assert "outside its namespace" in err and "billing.other" in err
+    assert akk["prod/akk-7d4b9c-x2x9z"][0] == "shop-prod"
+    assert akk["prod/own-7d4b9c-x2x9z"][0] == "own-prod"
 
 
 def test_akkeris_naming_and_filters(tmp_path, certs, api):
@@ -345,14 +376,14 @@ def test_names_follow_annotation_changes_after_the_ttl(tmp_path, certs, api):
     c = in_cluster(tmp_path, certs, api.port, KUBERNETES_NAMES_TTL="1")
     try:
         first = c.resolve([("web-7d4b9c-x2x9z", "prod"), ("web-7d4b9c-abcde", "prod")])
-        objects[0]["metadata"]["annotations"] = {"logtrain.akkeris.io/hostname": "renamed"}
+        objects[0]["metadata"]["annotations"] = {"logtrain.akkeris.io/hostname": "renamed.prod"}
         api.set_objects(objects)
-        later = [c.cmd(op="until", pod=p, ns="prod", want=["renamed", "web"], timeout=10)
+        later = [c.cmd(op="until", pod=p, ns="prod", want=["renamed.prod", "web"], timeout=10)
                  for p in ("web-7d4b9c-x2x9z", "web-7d4b9c-abcde")]
     finally:
         c.close()
     assert first["names"]["prod/web-7d4b9c-x2x9z"] == ["web.prod", "web-7d4b9c-x2x9z"]
-    assert later == [{"names": ["renamed", "web"]}] * 2
+    assert later == [{"names": ["renamed.prod", "web"]}] * 2
     counts = api.counts()
     # pods are looked up once; only their owners again after the TTL
     assert counts["/api/v1/namespaces/prod/pods/web-7d4b9c-x2x9z"] == 1

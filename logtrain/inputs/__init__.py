@@ -11,4 +11,5 @@ REGISTRY: dict[str, str] = {
     "HTTP_EVENTS": "logtrain.inputs.http:HTTPEventsInput",
     "KUBERNETES": "logtrain.inputs.kubernetes:KubernetesInput",
     "FILES": "logtrain.inputs.files:FilesInput",
+    "ENVOY": "logtrain.inputs.envoy:EnvoyInput",
 }

@@ -65,7 +65,7 @@ class _HTTPInput(Input):
     piece = 32 << 10  # body bytes decoded and routed between two yields
 
     def describe(self) -> str:
-        return f"{self.name} on :{self.rt.config.http_port}{self.path}"
+        return f"{self.name} on {self.http.address}{self.path}"
 
     def start(self) -> None:
         self.path = getattr(self.rt.config, self.path_setting.lower())
@@ -102,6 +102,14 @@ class _HTTPInput(Input):
                                          [("Retry-After", "1")])
                 for drain in congested:
                     drain.wait_space(BACKPRESSURE_WAIT)
+                    if drain.full:
+                        # its disk spool is at its cap (or cannot be written):
+                        # the sender keeps the rest and retries
+                        return json_response("503 Service Unavailable",
+                                             dict(progress.summary(),
+                                                  error="a drain's spool is full, retry later",
+                                                  routed_before_refusal=progress.accepted),
+                                             [("Retry-After", "5")])
             gevent.sleep(0)  # a client that always has data must not starve the others
             if not data:
                 break

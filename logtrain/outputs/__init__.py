@@ -24,11 +24,16 @@ REGISTRY: dict[str, str] = {
     "file": "logtrain.outputs.local:FileOutput",
     "stdout": "logtrain.outputs.local:StdoutOutput",
     "persistent": "logtrain.outputs.persistent:PersistentOutput",
+    "es": "logtrain.outputs.elasticsearch:ElasticsearchOutput",
+    "es+http": "logtrain.outputs.elasticsearch:ElasticsearchOutput",
+    "es+https": "logtrain.outputs.elasticsearch:ElasticsearchOutput",
+    "elasticsearch": "logtrain.outputs.elasticsearch:ElasticsearchOutput",
+    "elasticsearch+http": "logtrain.outputs.elasticsearch:ElasticsearchOutput",
+    "elasticsearch+https": "logtrain.outputs.elasticsearch:ElasticsearchOutput",
 }
 
 # Named by the design, served by later versions: say so rather than "unknown".
-PLANNED = ("es", "es+http", "es+https", "elasticsearch", "elasticsearch+http",
-           "elasticsearch+https")
+PLANNED: tuple[str, ...] = ()
 
 
 def create_output(raw: str, rt: Runtime) -> Output:

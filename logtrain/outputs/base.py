@@ -33,6 +33,20 @@ class Rejected(Exception):
         self.items = items
 
 
+class Busy(OSError):
+    """The endpoint answered but asks for the data again later (HTTP 429 or
+    5xx, or some documents of a bulk request): retried with backoff, even on a
+    connection that sat in the pool, and not before ``retry_after`` seconds.
+    ``progress``: it took part of the write (a bulk request some of whose
+    documents are to be sent again), so it is not failing: the rest is sent
+    again after a short wait, without counting towards a pause."""
+
+    def __init__(self, reason: str, retry_after: float = 0.0, progress: bool = False) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.progress = progress
+
+
 class Connection:
     def send(self, items: list[Any]) -> None:
         """Delivers the items or raises (OSError and the like: retried; Rejected: dropped)."""
