@@ -15,7 +15,7 @@ from test_kubernetes_files import Pod, k8s_agent
 
 from logtrain.packet import Packet
 from logtrain.tail import CRIParser, DockerParser
-from logtrain.transform.structured import Structured, es_documents, es_fields, severity_of
+from logtrain.transform.structured import Structured, es_fields, es_fields_batch, severity_of
 
 DATA = Path(__file__).resolve().parent / "data" / "structured"
 TS = "2026-11-25T07:00:00.000000001Z"
@@ -70,17 +70,18 @@ def test_level_spellings():
 @pytest.mark.parametrize("key", ["", "fields"])
 def test_elasticsearch_document_fields(key):
     packets = parsed(cri(lines("pino")[1:2] + ["plain"]))
-    docs = es_documents(packets, key)
-    assert docs[1] == packets[1].to_dict()
+    extra = es_fields_batch(packets, key)
+    assert extra[1] == {}
     one = es_fields(packets[0], key)
-    assert one == docs[0]
+    assert one == extra[0]
+    obj = json.loads(lines("pino")[1])
     if key:
-        assert one[key]["port"] == 8080 and one[key]["msg"] == "slow start"
-        assert one["message"] == lines("pino")[1]
+        assert one == {key: obj} and one[key]["port"] == 8080
     else:
-        assert one["port"] == 8080 and one["pid"] > 0 and one["msg"] == "slow start"
-        # the packet's own fields win a clash
-        assert one["hostname"] == "web.shop" and one["time"] == TS
+        # merged: the object's fields less those the document has of its own
+        # (pino's "hostname" and "time" stay the packet's)
+        assert one == {k: v for k, v in obj.items() if k != "hostname"}
+        assert one["port"] == 8080 and one["msg"] == "slow start" and one["time"] == obj["time"]
 
 
 def test_live_structlog_lines():

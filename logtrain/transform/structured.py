@@ -14,11 +14,12 @@ parsed (the json module's C scanner). From an object:
   by default (``keep``) every drain gets the line as it was.
 
 For the Elasticsearch drain, ``es_fields(packet, key)`` (one packet) and
-``es_documents(packets, key)`` (a batch) give the document: the packet's own
-fields (``Packet.to_dict``) plus the JSON object's fields under ``key``
-(STRUCTURED_FIELDS_KEY), or, with an empty key, merged at the top level,
-where the packet's own fields win a clash (``message``, ``time``, ...).
-A line that is not a JSON object gives the packet's fields alone.
+``es_fields_batch(packets, key)`` (a batch) give the fields a JSON line adds
+to the document the drain builds (``@timestamp``, hostname, tag, message,
+severity, ...): the object under ``key`` (STRUCTURED_FIELDS_KEY), or, with an
+empty key, its fields merged at the top level, less those the document has of
+its own (the packet's fields win a clash). A line that is not a JSON object
+adds nothing ({}).
 """
 
 from __future__ import annotations
@@ -163,24 +164,30 @@ class Structured:
         return packets
 
 
-def _document(p: Any, obj: dict | None, key: str) -> dict:
-    doc = p.to_dict()
-    if obj:
-        if key:
-            doc[key] = obj
-        else:
-            for k, v in obj.items():
-                doc.setdefault(k, v)
-    return doc
+# the fields the Elasticsearch drain's document has of its own (logtrain.serialize.es_bulk)
+ES_OWN = frozenset(("@timestamp", "hostname", "tag", "message", "severity", "facility",
+                    "procid", "msgid", "structured_data"))
+
+
+def _extra(obj: dict | None, key: str) -> dict:
+    if not obj:
+        return {}
+    if key:
+        return {key: obj}
+    return {k: v for k, v in obj.items() if k not in ES_OWN}
 
 
 def es_fields(packet: Any, key: str = "") -> dict:
-    """The Elasticsearch document of one packet (see the module's docstring)."""
+    """The fields a JSON line adds to its Elasticsearch document: the object
+    under ``key`` (STRUCTURED_FIELDS_KEY), or, when ``key`` is empty, its
+    fields merged at the top level less those the document has of its own
+    (ES_OWN: the packet's fields win). {} for a line that is not a JSON
+    object. The drain adds them to the document it builds for the packet."""
     found = _objects([packet])
-    return _document(packet, found[0][1] if found else None, key)
+    return _extra(found[0][1] if found else None, key)
 
 
-def es_documents(packets: list, key: str = "") -> list[dict]:
-    """``es_fields`` for a batch, with one detection pass for all of it."""
+def es_fields_batch(packets: list, key: str = "") -> list[dict]:
+    """``es_fields`` of each packet of a batch, with one detection pass."""
     objs = dict(_objects(packets))
-    return [_document(p, objs.get(i), key) for i, p in enumerate(packets)]
+    return [_extra(objs.get(i), key) for i in range(len(packets))]
