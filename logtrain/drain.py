@@ -31,6 +31,7 @@ from gevent.event import Event
 from logtrain.outputs.base import Busy, Output, Rejected
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
+from logtrain.transform import drain_filter
 
 
 class Ack:
@@ -107,6 +108,8 @@ class Drain:
         self.state = "healthy"
         self.last_grow = 0.0
         self.closed = False
+        # the URL's filter parameters (logtrain/transform/filters.py); None: none
+        self.filter = drain_filter(output.url, rt)
         m = rt.metrics
         m.gauge("logtrain_drain_buffer_bytes", lambda: self.buffered + self.inflight, drain=self.name)
         m.gauge("logtrain_drain_connections", lambda: self.connections, drain=self.name)
@@ -159,6 +162,8 @@ class Drain:
                                    or (self.failures > 0 and held > self.high_water))
 
     def put(self, packets: list[Packet], ack: Ack | None = None) -> bool:
+        if self.filter is not None and not (packets := self.filter.apply(packets)):
+            return True  # all filtered out (counted): delivered, as far as the input knows
         # the bound is on memory: batches a writer holds count too
         held = self.buffered + self.inflight
         if self.closed:

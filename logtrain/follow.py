@@ -15,6 +15,11 @@ the lines are read again (at least once: drains that took them get them
 twice, which is counted in ``rewinds``). A compressed file (``.gz``, a
 rotated file kubelet compressed while the agent was down) is read through
 gzip; its offsets count uncompressed bytes.
+
+With multiline joining (``multiline``, a logtrain/transform/multiline.py
+Joiner set by the tailer) the packets of a chunk pass through the joiner, and
+``safe`` stops at the first line of a group still pending: a commit never
+splits a group.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class FileFollower:
         self.lines = 0
         self.bad = 0  # lines of the last chunk the parser could not read
         self.split = 0  # lines of the last chunk split at a size limit
+        self.multiline: Any = None  # a Joiner (logtrain/transform/multiline.py), or None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -154,6 +160,8 @@ class FileFollower:
         self.generation += 1
         self.splitter = LineSplitter(self.max_line)
         self.parser.partial.clear()
+        if self.multiline is not None:
+            self.multiline.reset()
 
     def read(self, limit: int = READ_SIZE) -> list[Packet] | None:
         """The packets of the next chunk; None at the end of the file (after a
@@ -168,6 +176,8 @@ class FileFollower:
             return None
         if isinstance(self.parser, _NoParser):
             self.parser = self.make_parser(data[:1])
+        base = self.pos - self.splitter.pending  # the offset of the chunk's first line
+        joining = bool(self.parser.partial)
         self.pos += len(data)
         cuts, joins = self.splitter.cuts, getattr(self.parser, "splits", 0)
         lines = self.splitter.feed(data)
@@ -178,6 +188,25 @@ class FileFollower:
         # lines over MAX_FRAME_SIZE cut, and joined lines emitted at their limit
         self.split = (self.splitter.cuts - cuts) + (getattr(self.parser, "splits", 0) - joins)
         self.lines += len(lines)
+        ml = self.multiline
+        if ml is not None and packets:
+            # file offsets per packet only when each line made one packet
+            exact = (not bad and not joining and not self.parser.partial and not self.split
+                     and len(packets) == len(lines))
+            packets = ml.feed(packets, lines if exact else None, base)
+        if not self.parser.partial:
+            if ml is None or not ml.pending:
+                self.safe = self.pos - self.splitter.pending
+            else:
+                start = ml.pending_start()
+                if start is not None and start > self.safe:
+                    self.safe = start
+        return packets
+
+    def flush_group(self) -> list[Packet]:
+        """The pending multiline groups, sent after MULTILINE_TIMEOUT; the
+        offset after them may be committed."""
+        packets = self.multiline.flush()
         if not self.parser.partial:
             self.safe = self.pos - self.splitter.pending
         return packets
@@ -188,8 +217,12 @@ class FileFollower:
         packets: list[Packet] = []
         if rest:
             packets, _ = self.parser.parse_batch([rest])
+        if self.multiline is not None and packets:
+            packets = self.multiline.feed(packets, None, self.pos)
         if self.parser.partial:  # pieces of a joined line whose end never came
             packets = packets + self.parser.flush()
+        if self.multiline is not None:
+            packets = packets + self.multiline.flush()
         self.safe = self.pos
         self.done = True
         return packets or None
@@ -237,6 +270,8 @@ class FileFollower:
         self.pos = self.safe = self.committed
         self.splitter = LineSplitter(self.max_line)
         self.parser.partial.clear()
+        if self.multiline is not None:
+            self.multiline.reset()
         self.done = False
         if self.compressed:
             self.gz.seek(self.committed)

@@ -43,6 +43,8 @@ HELP = {
     "process_cpu_seconds_total": "CPU time of the agent (user and system).",
     "process_start_time_seconds": "When the agent started, seconds since the epoch.",
     "logtrain_routes": "Routes in the route table.",
+    "logtrain_filtered_total": "Packets a filter dropped, by drain or hostname glob and reason.",
+    "logtrain_redactions_total": "Secrets replaced by a redaction marker, by pattern.",
     "logtrain_route_errors_total": "Routes rejected by a datasource, by reason.",
     "logtrain_tails": "Live tails (GET /tail) attached now.",
     "logtrain_tails_total": "Live tails started.",

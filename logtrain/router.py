@@ -28,6 +28,7 @@ from logtrain.drain import Ack, Drain
 from logtrain.outputs import check_url, create_output
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
+from logtrain.transform import drain_filter, router_pipeline
 from logtrain.trust import Guard, Policy, Refused, kind
 from logtrain.urls import mask_url
 
@@ -66,6 +67,8 @@ class Router:
         self._held_bytes = 0
         self._loading: set[str] = set()
         rt.metrics.gauge("logtrain_routes", lambda: self._count)
+        # redaction and per-hostname filters (logtrain/transform/); None: nothing to run
+        self.transform = router_pipeline(rt)
         rt.metrics.collectors.append(self._routes_by_source)
         # sees every batch before its fan-out, dead packets included, while a
         # live tail is attached (logtrain/livetail.py); None costs one test per batch
@@ -96,6 +99,7 @@ class Router:
         drain's output is made when a packet is first routed to it."""
         check_hostname(host)
         checked = check_url(url, self.rt)
+        drain_filter(checked.url, self.rt)  # filter parameters (match=, min_severity=, ...)
         try:
             self.policy.admit(source, checked)
         except Refused as e:
@@ -232,6 +236,9 @@ class Router:
     def route(self, packets: list[Packet], ack: Ack | None = None) -> list[Drain]:
         """Hands the batch to every drain its hostnames route to; returns the
         drains that are congested, for inputs that can apply backpressure."""
+        if self.transform is not None:
+            # before the tails too: a redacted secret must not leak through one
+            packets = self.transform.apply(packets)
         if self.tap is not None:
             self.tap(packets)
         cached = self._cached

@@ -29,7 +29,7 @@ class Setting:  # not a dataclass: dataclasses loads inspect and ast (~1 MB)
                  needs: tuple[str, ...] = (), role: str = "", check: Check | None = None,
                  unavailable: str = "") -> None:
         self.name = name
-        self.kind = kind  # bool, int, port, size, float, str, files
+        self.kind = kind  # bool, int, port, size, float, str, files, table, tables
         self.default = default
         self.help = help
         self.section = section
@@ -67,6 +67,18 @@ def _by(parse_name: str) -> Check:
         except ValueError as e:
             return str(e)
         return None
+
+    return check
+
+
+def _transform(name: str) -> Check:
+    """A check from logtrain/transform/checks.py (imported only to check)."""
+    def check(v: Any) -> str | None:
+        if v in ("", (), [], {}):
+            return None  # nothing configured: nothing to load
+        from logtrain.transform import checks
+
+        return getattr(checks, name)(v)
 
     return check
 
@@ -263,6 +275,44 @@ SETTINGS: list[Setting] = [
       "drains", low=0.01),
     S("UDP_MAX_PAYLOAD", "size", 2048, "largest syslog+udp datagram sent, bytes", "drains", low=64,
       high=65507),
+    # --- transformations (logtrain/transform/)
+    S("REDACT", "str", "",
+      "built-in redaction for every line: default (url_password, bearer_token, api_key, "
+      "aws_access_key, card_number) or a comma-separated list of names (email too); off when "
+      "unset", "transform", check=_transform("check_redact")),
+    S("REDACT_PATTERNS", "table", (),
+      "the operator's own redaction patterns for every line: a table name = \"REGEX\" in the "
+      "TOML file (JSON object in the environment); each match becomes [REDACTED:name]",
+      "transform", check=_transform("check_redact_patterns")),
+    S("REDACT_HOSTS", "tables", (),
+      "redaction per hostname glob: [[redact_hosts]] tables (hosts, redact, patterns)",
+      "transform", check=_transform("check_redact_hosts")),
+    S("FILTERS", "tables", (),
+      "filters per hostname glob: [[filters]] tables (hosts, min_severity, max_severity, "
+      "match, exclude, tag); drain URLs take the same options as query parameters",
+      "transform", check=_transform("check_filters")),
+    S("MULTILINE", "tables", (),
+      "multiline joining of container and file logs: [[multiline]] tables (files = GLOB, "
+      "mode = java|python|go|nodejs, or start = REGEX); the pod annotation "
+      "logtrain.akkeris.io/multiline does the same per pod", "transform",
+      check=_transform("check_multiline")),
+    S("MULTILINE_TIMEOUT", "float", 1.0,
+      "seconds a pending multiline group waits for more lines before it is sent", "transform",
+      low=0.01),
+    S("MULTILINE_MAX_BYTES", "size", 64 << 10,
+      "largest joined multiline message, bytes; a group reaching it is sent (a pending group "
+      "is held in memory per stream of each joined file)", "transform", low=1),
+    S("MULTILINE_MAX_LINES", "int", 1000,
+      "most lines joined into one message; a group reaching it is sent", "transform", low=1),
+    S("STRUCTURED_LOGS", "bool", True,
+      "container lines that are JSON objects take their severity from level/severity keys",
+      "transform"),
+    S("STRUCTURED_MESSAGE", "str", "keep",
+      "keep: drains get a JSON line as it was; extract: the message becomes its msg/message "
+      "value", "transform", choices=("keep", "extract")),
+    S("STRUCTURED_FIELDS_KEY", "str", "",
+      "where the Elasticsearch drain puts a JSON line's fields: under this key, or merged at "
+      "the top of the document when empty", "transform"),
 ]
 BY_NAME = {s.name: s for s in SETTINGS}
 SECTIONS = {
@@ -275,6 +325,7 @@ SECTIONS = {
     "tails": "Live tails and the status page",
     "limits": "Limits of inputs",
     "drains": "Drains",
+    "transform": "Transformations",
 }
 
 

@@ -11,7 +11,8 @@ harmless is masked.
 * query: every value is ``****`` except the drain options the outputs accept
   (``framing``, ``maxlen``, ``insecure``, ``index``, ``daily``, ``data_stream``,
   ``gzip``, ``batch_size``, ``batch``, ``auth`` when it names a scheme, ``ca``
-  shortened); a query item without ``=`` is ``****`` whole;
+  shortened, and the filter options ``min_severity``, ``max_severity``,
+  ``match``, ``exclude``, ``tag``); a query item without ``=`` is ``****`` whole;
 * fragment: ``#****``;
 * path (network drains only): a segment that looks like a token is ``****``:
   16 or more characters of ``[A-Za-z0-9._~+=%-]`` mixing at least two of
@@ -30,7 +31,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 MASK = "****"
 # Drain options the outputs accept whose values are not secrets.
 _DRAIN_OPTIONS = frozenset(("framing", "maxlen", "insecure", "index", "ca", "daily",
-                            "data_stream", "gzip", "batch_size", "batch"))
+                            "data_stream", "gzip", "batch_size", "batch", "min_severity",
+                            "max_severity", "match", "exclude", "tag"))
 _AUTH_SCHEMES = frozenset(("basic", "bearer", "apikey"))
 # libpq connection settings whose values are not secrets (paths to key files
 # included: a path is not the key).
