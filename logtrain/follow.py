@@ -102,6 +102,7 @@ class FileFollower:
         self.fingerprint = ""
         self.rewinds = 0
         self.lines = 0
+        self.objects = 0  # lines of the last chunk whose message starts with "{"
         self.bad = 0  # lines of the last chunk the parser could not read
         self.split = 0  # lines of the last chunk split at a size limit
         self.multiline: Any = None  # a Joiner (logtrain/transform/multiline.py), or None
@@ -180,6 +181,7 @@ class FileFollower:
         joining = bool(self.parser.partial)
         self.pos += len(data)
         cuts, joins = self.splitter.cuts, getattr(self.parser, "splits", 0)
+        objects = getattr(self.parser, "objects", 0)
         lines = self.splitter.feed(data)
         if not self.fingerprint and self.pos >= FINGERPRINT_BYTES:
             self._fingerprint()
@@ -188,6 +190,8 @@ class FileFollower:
         # lines over MAX_FRAME_SIZE cut, and joined lines emitted at their limit
         self.split = (self.splitter.cuts - cuts) + (getattr(self.parser, "splits", 0) - joins)
         self.lines += len(lines)
+        # lines that may be JSON objects: without any, structured logs skip the batch
+        self.objects = getattr(self.parser, "objects", 0) - objects
         ml = self.multiline
         if ml is not None and packets:
             # file offsets per packet only when each line made one packet

@@ -97,6 +97,7 @@ class Tailer(RotatedFiles, Watching):
         self.rescan_due = False
         self.changed: set[int] = set()  # watch descriptors of files written since the last round
         self.full: set = set()  # backlogged drains a file waited for in the last round
+        self.objects_seen = False  # a file line read since the last routing may be JSON
         self.visit_all = True  # no inotify word on what changed (a poll, a start): read every file
         self.unwatched = 0
         self.first_run = True
@@ -396,6 +397,8 @@ class Tailer(RotatedFiles, Watching):
                     self.rt.metrics.inc("logtrain_file_lines_split_total", f.split,
                                         input=self.name)
                 if packets:
+                    if f.objects:
+                        self.objects_seen = True
                     batch.extend(packets)
                     marks.append(f.mark())
                     if len(batch) >= BATCH:
@@ -412,8 +415,9 @@ class Tailer(RotatedFiles, Watching):
 
     def _route(self, batch: list, marks: list) -> None:
         self.rt.metrics.inc("logtrain_input_frames_total", len(batch), input=self.name)
-        if self.structured is not None:
+        if self.structured is not None and self.objects_seen:
             batch = self.structured.apply(batch)
+        self.objects_seen = False
 
         def done(ok: bool) -> None:
             for m in marks:
