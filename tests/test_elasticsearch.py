@@ -228,3 +228,29 @@ def test_bad_urls_are_refused_with_the_reason(url, error):
     with pytest.raises(ValueError) as e:
         create_output(url, rt)
     assert error in str(e.value)
+
+
+def test_json_lines_are_indexed_with_their_fields(run_agent, servers):
+    """A line that is a JSON object gives its document its fields: merged at
+    the top (the document's own fields win), or under STRUCTURED_FIELDS_KEY;
+    other lines' documents are as before, and a retry keeps the same id."""
+    merged, keyed = servers(), servers()
+    a = run_agent(f"*  es+http://127.0.0.1:{merged.port}/?index=m\n")
+    b = run_agent(f"*  es+http://127.0.0.1:{keyed.port}/?index=k\n",
+                  STRUCTURED_FIELDS_KEY="fields")
+    lines = ['{"level":"warn","msg":"disk low","free_mb":512,"message":"theirs","user":{"id":7}}',
+             "plain line", '{"not": "closed"', "[1, 2]"]
+    for agent in (a, b):
+        send(agent.tcp, lines)
+    wait_for(lambda: len(merged.docs()) == 4 and len(keyed.docs()) == 4, 10, what="4 + 4 docs")
+    docs = {d["message"]: d for _, _, d in merged.docs()}
+    d = docs[lines[0]]
+    # the JSON's own fields, less those the document has (message stays the line)
+    assert d["free_mb"] == 512 and d["user"] == {"id": 7} and d["level"] == "warn"
+    assert d["msg"] == "disk low" and d["hostname"] == "web-1"
+    for other in lines[1:]:
+        assert list(docs[other]) == ["@timestamp", "hostname", "tag", "message", "severity",
+                                     "facility"]
+    kd = {d["message"]: d for _, _, d in keyed.docs()}[lines[0]]
+    assert kd["fields"]["message"] == "theirs" and kd["fields"]["free_mb"] == 512
+    assert "free_mb" not in kd

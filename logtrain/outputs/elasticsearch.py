@@ -88,6 +88,8 @@ class ElasticsearchOutput(_HTTPOutput):
         if size:
             self.max_write = size
         super().__init__(url, rt)
+        self.structured = rt.config.structured_logs
+        self.fields_key = rt.config.structured_fields_key
         self.target += ("&" if "?" in self.target else "?") + "filter_path=" + _FILTER
         if self.gzip:
             self.headers["Content-Encoding"] = "gzip"
@@ -126,6 +128,9 @@ class ElasticsearchOutput(_HTTPOutput):
         dest = super().check(url, rt)
         return dest[0], url.port or (443 if url.scheme in _TLS_SCHEMES else 80), "tcp"
 
+    structured = False  # STRUCTURED_LOGS: a JSON line's fields go into its document
+    fields_key = ""  # STRUCTURED_FIELDS_KEY: under this key, or merged at the top
+
     def uses_tls(self, scheme: str) -> bool:
         return scheme in _TLS_SCHEMES
 
@@ -163,6 +168,8 @@ class ElasticsearchOutput(_HTTPOutput):
     def encode(self, packets: list[Packet]) -> tuple[Bulk, int]:
         today = time.strftime("%Y.%m.%d", time.gmtime()) if self.daily else ""
         body = es_bulk(packets, self.index, self.prefix, self.suffix, self.daily, today)
+        if self.structured:
+            body = _with_fields(body, packets, self.fields_key)
         return Bulk(body, len(packets)), len(body)
 
     def deliver(self, pool: Any, items: list[Any]) -> None:
@@ -242,3 +249,21 @@ def _result(item: Any) -> dict:
             if isinstance(v, dict):
                 return v
     return {}
+
+
+def _with_fields(body: bytes, packets: list[Packet], key: str) -> bytes:
+    """The bulk body with each JSON line's fields added to its document (the
+    document line of packet i is line 2i+1; its id was made from the line
+    before, so a retry still has the same id). Untouched without JSON lines."""
+    from logtrain.transform.structured import es_fields_found
+
+    found = es_fields_found(packets, key)
+    if not found:
+        return body
+    lines = body.split(b"\n")
+    for i, extra in found:
+        doc = lines[2 * i + 1]
+        add = json.dumps(extra, ensure_ascii=False, separators=(",", ":"), default=str)
+        lines[2 * i + 1] = doc[:-1] + b"," + add[1:-1].encode("utf-8", "surrogatepass") + b"}"
+    return b"\n".join(lines)
+

@@ -187,6 +187,18 @@ def es_fields(packet: Any, key: str = "") -> dict:
     return _extra(found[0][1] if found else None, key)
 
 
+def es_fields_found(packets: list, key: str = "") -> list[tuple[int, dict]]:
+    """(index, fields) of the packets of a batch that are JSON objects with
+    fields to add: what the Elasticsearch drain merges into their documents.
+    One detection pass; nothing per packet for a batch without JSON lines."""
+    out = []
+    for i, obj in _objects(packets):
+        extra = _extra(obj, key)
+        if extra:
+            out.append((i, extra))
+    return out
+
+
 def es_fields_batch(packets: list, key: str = "") -> list[dict]:
     """``es_fields`` of each packet of a batch, with one detection pass."""
     objs = dict(_objects(packets))
