@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint bench clean binary test-binary
+.PHONY: run test setup lint bench clean binary test-binary coverage
 
 $(BIN)/.built: pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+	@echo 'logtrain is installed in $(BIN), not on PATH: export PATH="$$PWD/$(BIN):$$PATH" (README, Quick start)'
 
 setup: $(BIN)/.built
 
@@ -23,6 +24,13 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The test suite under pytest-cov, the agent processes the tests start included:
+# prints the coverage of logtrain/ per module and the total.
+coverage: setup
+	bash scripts/install-test-deps.sh
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m pytest -q -p no:cacheprovider --cov --cov-report=term
+
 # The agent beside rsyslog and syslog-ng (installed by bench/install-peers.sh): one table.
 bench: setup
 	bash bench/install-peers.sh
@@ -30,14 +38,14 @@ bench: setup
 
 # dist/logtrain, the one-file executable (PyInstaller).
 binary: setup
-	bash packaging/build-binary.sh
+	@bash packaging/build-binary.sh
 
 # The integration tests against dist/logtrain instead of the source tree.
 test-binary: binary
 	bash scripts/install-test-deps.sh
 	LOGTRAIN_TEST_BINARY=$(CURDIR)/dist/logtrain $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/test_e2e.py tests/test_http_io.py tests/test_postgres.py \
-		tests/test_hostile_input.py tests/test_httpserver.py
+		tests/test_hostile_input.py tests/test_httpserver.py tests/test_binary.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info logtrain/*.so ext/*.c .state .bench fuzz-crashes
+	rm -rf $(VENV) build dist *.egg-info logtrain/*.so ext/*.c .state .bench fuzz-crashes .coverage .coverage.*

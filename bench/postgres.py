@@ -7,7 +7,9 @@ hostname ``latN`` into the agent's syslog TCP input every millisecond; an
 ``insert into drains`` then routes that hostname to a TCP sink, and the time
 from the INSERT's commit to the first line at the sink is taken, N times.
 For memory, the agent's VmRSS after it settles is read with the static routes
-file only, with POSTGRES=true, and with PERSISTENT=true as well.
+file only, with POSTGRES=true, and with PERSISTENT=true as well, summed over
+every process of the agent (LOGTRAIN_TEST_BINARY=dist/logtrain measures the
+one-file executable: its launcher and the agent).
 
     python bench/postgres.py [--rounds 20] [--runs 3]
 """
@@ -56,14 +58,19 @@ class Sink:
                 self.first.setdefault(host, now)
 
 
-def rss_kib(pid: int) -> tuple[int, int]:
-    """(resident, anonymous) KiB: the rest is shared-library pages, which other
-    processes using the same files share."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        k, v = line.split(":", 1)
-        fields[k] = int(v.split()[0])
-    return fields["Rss"], fields["Anonymous"]
+def rss_kib(agent: Agent) -> tuple[int, int]:
+    """(resident, anonymous) KiB summed over the agent's processes (with
+    LOGTRAIN_TEST_BINARY, the one-file executable's launcher and the agent it
+    runs); the rest of resident is shared-library pages, which other processes
+    using the same files share."""
+    rss = anon = 0
+    for pid in agent.pids():
+        fields = {}
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            k, v = line.split(":", 1)
+            fields[k] = int(v.split()[0])
+        rss, anon = rss + fields["Rss"], anon + fields["Anonymous"]
+    return rss, anon
 
 
 def latency(pg: PostgresServer, work: Path, rounds: int) -> list[float]:
@@ -127,7 +134,7 @@ def memory(pg: PostgresServer, work: Path, runs: int) -> dict[str, list[tuple[in
                 if "PERSISTENT" in env:
                     agent.request("GET", "/logs/warm-up")  # the reader's connection opens
                 time.sleep(2)
-                out[name].append(rss_kib(agent.proc.pid))
+                out[name].append(rss_kib(agent))
             finally:
                 agent.stop()
     return out

@@ -104,7 +104,8 @@ class Agent:
         rt.log.info("logtrain started", version=__version__,
                     inputs=",".join(i.describe() for i in self.inputs),
                     datasources=",".join(d.describe() for d in self.datasources),
-                    routes=len(self.router.routes), http_port=cfg.http_port)
+                    routes=len(self.router.routes), http=self.http.address,
+                    http_serves=",".join(self.http.paths()))
 
     def run(self) -> int:
         try:

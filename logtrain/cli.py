@@ -24,12 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     # version loads subprocess and pickle (0.6 MB).
     monkey.patch_all(ssl=False, subprocess=False)
 
-    import argparse
-
     from logtrain import __version__
     from logtrain.config import ConfigError, load
     from logtrain.settings import SETTINGS
 
+<<<<<<< HEAD
     parser = argparse.ArgumentParser(
         prog="logtrain",
         # A fixed width: asking for the terminal's loads shutil, bz2 and lzma.
@@ -56,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             group.add_argument(flag, dest=s.name, metavar=s.kind.upper(), default=None, help=s.help)
     args = parser.parse_args(argv)
+=======
+    args = _parser(None).parse_args(argv)
+    if args.help:
+        # the help of the command asked about: `logtrain run --help` is run's
+        _parser(args.command).print_help()
+        return 0
+    args.command = args.command or "run"
+>>>>>>> issue-20
 
     if args.hostname and args.command != "routes":
         parser.error(f"unexpected argument {args.hostname!r} (only `routes` takes a hostname)")
@@ -85,6 +92,73 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"logtrain: configuration error: {e}", file=sys.stderr)
         return 2
+
+
+COMMANDS = {
+    "run": ("run the agent (the default command)",
+            "Runs the agent: receives logs on the enabled inputs and forwards each line to the "
+            "drains its routes name, until SIGTERM or SIGINT."),
+    "check-config": ("validate the configuration and print the effective settings",
+                     "Validates the configuration (settings, the routes file, TLS files) without "
+                     "starting anything. Errors go to stderr with exit status 2, before anything "
+                     "else is printed; a good configuration is printed with secrets masked, then "
+                     "'configuration OK'."),
+    "settings": ("print the table of settings (Markdown)",
+                 "Prints every setting with its default and meaning as a Markdown table."),
+    "version": ("print the version", "Prints the version."),
+}
+
+
+def _parser(command: str | None):
+    """The parser of ``logtrain``, or, for its help only, of one command
+    (``logtrain run --help`` describes run, not the whole program)."""
+    import argparse
+
+    from logtrain import __version__
+    from logtrain.settings import SETTINGS
+
+    def fmt(prog: str) -> argparse.HelpFormatter:
+        # A fixed width: asking for the terminal's loads shutil, bz2 and lzma.
+        if command is None:  # keep the list of commands as it is written
+            return argparse.RawDescriptionHelpFormatter(prog, width=100)
+        return argparse.HelpFormatter(prog, width=100)
+
+    takes_settings = command in (None, "run", "check-config")
+    if command is None:
+        parser = argparse.ArgumentParser(
+            prog="logtrain", formatter_class=fmt, add_help=False,
+            usage="logtrain [COMMAND] [--config FILE] [--SETTING VALUE ...]",
+            description="Forwards logs from syslog, HTTP and files to drains chosen by dynamic "
+            "routes.\n\ncommands:\n"
+            + "\n".join(f"  {name:14s}{short}" for name, (short, _) in COMMANDS.items())
+            + "\n\n`logtrain COMMAND --help` describes one command.")
+        parser.add_argument("command", nargs="?", default=None, choices=tuple(COMMANDS),
+                            metavar="COMMAND", help="run (default), check-config, settings or "
+                            "version")
+    else:
+        parser = argparse.ArgumentParser(
+            prog=f"logtrain {command}", formatter_class=fmt, add_help=False,
+            usage=f"logtrain {command}"
+            + (" [--config FILE] [--SETTING VALUE ...]" if takes_settings else ""),
+            description=COMMANDS[command][1])
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    if not takes_settings:
+        return parser
+    parser.epilog = ("Every setting is also read from the environment variable of the same "
+                     "name (upper case) and from the TOML file; precedence: flags, environment, "
+                     "file, defaults.")
+    parser.add_argument("--version", action="version", version=f"logtrain {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (or LOGTRAIN_CONFIG)")
+    group = parser.add_argument_group("settings")
+    for s in SETTINGS:
+        flag = "--" + s.name.lower().replace("_", "-")
+        if s.kind == "bool":
+            group.add_argument(flag, dest=s.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=s.help)
+        else:
+            group.add_argument(flag, dest=s.name, metavar=s.kind.upper(), default=None,
+                               help=s.help)
+    return parser
 
 
 def _defer_pprint() -> None:
@@ -123,32 +197,39 @@ def _skip_gevent_plugins() -> None:
 
 
 def _check(cfg) -> int:
+    """check-config after the settings loaded: the routes file and the TLS
+    files are checked first, and any error is printed (stderr, exit 2) before
+    anything that could read as a pass; only a clean configuration is listed."""
     import sys
 
-    from logtrain.datasources.static import check_routes
-    from logtrain.log import Log, RateLimit
-    from logtrain.metrics import Metrics
-    from logtrain.runtime import Runtime
-
-    for line in cfg.describe():
-        print(line)
+    errors: list[str] = []
+    routes: list = []
     if cfg.routes_file:
-        rt = Runtime(cfg, Log(cfg.log_level), Metrics(), RateLimit())
+        from logtrain.datasources.static import check_routes
+        from logtrain.log import Log, RateLimit
+        from logtrain.metrics import Metrics
         from logtrain.router import Router
+        from logtrain.runtime import Runtime
 
-        routes, errors = check_routes(cfg.routes_file, Router(rt))
-        print(f"# {cfg.routes_file}: {len(routes)} route(s)")
-        if errors:
-            for e in errors:
-                print(f"logtrain: configuration error: ROUTES_FILE: {e}", file=sys.stderr)
-            return 2
+        rt = Runtime(cfg, Log(cfg.log_level), Metrics(), RateLimit())
+        routes, route_errors = check_routes(cfg.routes_file, Router(rt))
+        errors += [f"ROUTES_FILE: {e}" for e in route_errors]
     if cfg.syslog_tls:
         from logtrain.tls import server_context
 
         try:
             server_context(cfg)
         except ValueError as e:
+            errors.append(str(e))
+    if errors:
+        for e in errors:
             print(f"logtrain: configuration error: {e}", file=sys.stderr)
-            return 2
+        print(f"logtrain: check-config FAILED: {len(errors)} error(s); the agent would not start",
+              file=sys.stderr)
+        return 2
+    for line in cfg.describe():
+        print(line)
+    if cfg.routes_file:
+        print(f"# {cfg.routes_file}: {len(routes)} route(s)")
     print("configuration OK")
     return 0

@@ -81,6 +81,9 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
         try:
             return int(s) * mult
         except ValueError:
+            if kind == "size":
+                raise ConfigError(f"{where}: expected a whole number of bytes, optionally with "
+                                  f"a K, M or G suffix (such as 512K or 8M), got {raw!r}") from None
             raise ConfigError(f"{where}: expected a whole number, got {raw!r}") from None
     if kind == "float":
         if isinstance(raw, bool):

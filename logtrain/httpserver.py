@@ -47,6 +47,7 @@ from gevent.server import StreamServer
 from logtrain.http11 import HeadReader, HTTPError, Request
 from logtrain.httpconn import READ, Body, Conn
 from logtrain.runtime import Runtime
+from logtrain.urls import hostport
 
 Response = tuple[str, list[tuple[str, str]], bytes]
 Handler = Callable[[dict, Any], Response]
@@ -158,6 +159,18 @@ class HTTPServer:
         self.server = StreamServer((cfg.bind_address, cfg.http_port), self._handle,
                                    spawn=Pool(), backlog=1024)
         self.server.start()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` actually bound (HTTP_PORT=0 takes a free port)."""
+        cfg = self.rt.config
+        if self.server is None:
+            return hostport((cfg.bind_address, cfg.http_port))
+        return hostport(self.server.address)
+
+    def paths(self) -> list[str]:
+        """What is served: exact paths, and prefixes as ``/prefix/*``."""
+        return sorted(self.routes) + sorted(p + "*" for p, _, _ in self.prefixes)
 
     def stop(self) -> None:
         if self.server is not None:

@@ -324,7 +324,7 @@ class Namer:
             return
         held = self.ratelimit.allow(("kubenames", msg)) if self.ratelimit is not None else 0
         if held is not None:
-            self.log.warning(msg, held_back=held, **fields)
+            self.log.warning(msg, **fields, notes_since_last_report=held)
 
 
 def from_runtime(runtime: Any) -> Namer:

@@ -2,6 +2,9 @@
 
 Written by hand rather than with the logging package: a line is a dict of
 fields, and the only features needed are a level filter and rate limiting.
+
+Every time the agent writes, here and in packets it stamps itself, is UTC in
+one form: RFC3339 ending in ``Z`` (never ``+00:00``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+HELD_SUFFIX = "since_last_report"  # fields counting events a RateLimit held back
 
 
 def _value(v: Any) -> str:
@@ -27,11 +31,14 @@ class Log:
         self.stream = stream or sys.stderr
 
     def log(self, level: str, msg: str, **fields: Any) -> None:
+        """One line. A ``*_since_last_report`` field (what a RateLimit held
+        back) is left out while it is 0: on a first report it says nothing."""
         if LEVELS[level] < self.threshold:
             return
         ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         parts = [f"time={ts}", f"level={level}", f"msg={_value(msg)}"]
-        parts.extend(f"{k}={_value(v)}" for k, v in fields.items())
+        parts.extend(f"{k}={_value(v)}" for k, v in fields.items()
+                     if not (v == 0 and k.endswith(HELD_SUFFIX)))
         try:
             self.stream.write(" ".join(parts) + "\n")
             self.stream.flush()

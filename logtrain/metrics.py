@@ -25,6 +25,17 @@ HELP = {
     "logtrain_routes": "Routes in the route table.",
     "logtrain_route_errors_total": "Routes rejected by a datasource, by reason.",
     "logtrain_routes_refused_total": "Routes and drain connections the trust policy refused, by source and reason.",
+    "logtrain_input_udp_kernel_drops": "Datagrams the kernel dropped for the UDP input since its "
+    "socket opened, because its receive buffer (UDP_RECEIVE_BUFFER) was full.",
+    "logtrain_datasource_connected": "1 while a database datasource is connected, 0 while it reconnects.",
+    "logtrain_datasource_errors_total": "Connection and query failures of a database datasource.",
+    "logtrain_task_crashes_total": "Crashes of a supervised long-running task (each one restarted).",
+    "logtrain_files_watched": "Files a file input is following.",
+    "logtrain_file_lag_bytes": "Bytes of a file not read yet.",
+    "logtrain_file_rotations_total": "Rotations of followed files, by kind (rename, copytruncate).",
+    "logtrain_file_rewinds_total": "Times a followed file was found truncated and read again from its start.",
+    "logtrain_file_lines_split_total": "Lines longer than the joined-line limit, emitted in pieces.",
+    "logtrain_kubernetes_api_errors_total": "Failed Kubernetes API calls, by HTTP status (0: unreachable).",
 }
 
 

@@ -84,8 +84,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 S = Setting
 SETTINGS: list[Setting] = [
     # --- the agent
-    S("HTTP_PORT", "port", 9000, "port of the HTTP server (HTTP inputs, /metrics, /health)",
-      "agent"),
+    S("HTTP_PORT", "port", 9000,
+      "port of the HTTP server, always on: /health, and the HTTP inputs, /metrics and the API "
+      "when enabled", "agent"),
     S("BIND_ADDRESS", "str", "0.0.0.0", "address every listener binds to", "agent"),
     S("LOG_LEVEL", "str", "info", "the agent's own log level: debug, info, warning, error", "agent",
       choices=LOG_LEVELS),

@@ -10,7 +10,7 @@ reference the tests compare it with on arbitrary input.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from logtrain.framing import FrameErrors, FramerPy
 from logtrain.packet import MSG_ERRORS, WIRE_ERRORS, Packet, is_rfc3339, now_rfc3339
@@ -147,7 +147,9 @@ def _local_rfc3339(month: int, day: int, hh: int, mm: int, ss: int,
     more than a day in the future (a sender's clock may run a little ahead).
     So a Dec 31 line received on Jan 1 belongs to the old year, and a Jan 1
     line received on Dec 31 to the new one. Raises ValueError for a date none
-    of the three years has (Feb 30, or Feb 29 outside a leap year)."""
+    of the three years has (Feb 30, or Feb 29 outside a leap year). The
+    result is written in UTC with ``Z``, the one form of every time the agent
+    writes itself."""
     now = now or datetime.now().astimezone()
     for year in (now.year + 1, now.year, now.year - 1):
         try:
@@ -155,7 +157,7 @@ def _local_rfc3339(month: int, day: int, hh: int, mm: int, ss: int,
         except ValueError:
             continue
         if d - now <= _AHEAD:
-            return d.isoformat()
+            return d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     raise ValueError("RFC3164 date does not exist")
 
 

@@ -119,6 +119,12 @@ def _mask_uri(url: str, harmless, token_paths: bool) -> tuple[str, list[str]]:
     return out, secrets
 
 
+def hostport(address: tuple) -> str:
+    """``host:port`` of a socket address as a URL writes it (``[::1]:9000``)."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def mask_url(url: str) -> str:
     """A drain URL with every credential it can carry replaced by ****."""
     return _mask_uri(url, _drain_option_harmless, token_paths=True)[0]

@@ -7,8 +7,23 @@
 # install is invisible to PyInstaller, hence --paths .
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make setup >/dev/null
-.venv/bin/pip install -q 'pyinstaller>=6'
+dist=${LOGTRAIN_DIST:-dist}            # where the executable goes
+work=${LOGTRAIN_BUILD:-build/pyinstaller}  # PyInstaller's work folder and its log
+mkdir -p "$work"
+log="$work/build.log"
+# Quiet: the whole log of pip and PyInstaller goes to $log, shown only when
+# a step fails; what is printed is the result.
+quiet() {
+  if ! "$@" >>"$log" 2>&1; then
+    echo "build-binary: failed: $*" >&2
+    tail -n 60 "$log" >&2
+    echo "build-binary: the whole log is $log" >&2
+    exit 1
+  fi
+}
+: >"$log"
+quiet make setup
+quiet .venv/bin/pip install -q 'pyinstaller>=6'
 # Excluded: packages the build environment drags in (setuptools and
 # pkg_resources through the venv's distutils hack, multiprocessing, tkinter)
 # whose PyInstaller runtime hooks import them at every start, and Cython.
@@ -19,10 +34,12 @@ for m in setuptools pkg_resources distutils _distutils_hack tkinter _tkinter mul
          Cython pyximport unittest pydoc xml xmlrpc; do
   excludes+=(--exclude-module "$m")
 done
-.venv/bin/pyinstaller --noconfirm --clean --onefile --name logtrain \
+# packaging/hooks replaces the contributed psycopg2 hook, whose hidden import
+# mx.DateTime does not exist here (see the hook).
+quiet .venv/bin/pyinstaller --noconfirm --clean --onefile --name logtrain \
   --paths . --collect-submodules logtrain "${excludes[@]}" \
-  --hidden-import urllib3 \
-  --distpath dist --workpath build/pyinstaller --specpath build/pyinstaller \
+  --hidden-import urllib3 --additional-hooks-dir packaging/hooks \
+  --distpath "$dist" --workpath "$work" --specpath "$work" \
   packaging/entry.py
-version=$(dist/logtrain --version)
-echo "built dist/logtrain ($version)"
+version=$("$dist/logtrain" --version)
+echo "built $dist/logtrain ($version, $(du -m "$dist/logtrain" | cut -f1) MB; build log: $log)"

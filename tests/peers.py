@@ -59,6 +59,32 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str
         time.sleep(interval)
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants, from /proc/PID/task/*/children."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass  # gone meanwhile
+    return out
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A ``kB`` field of /proc/PID/status (VmRSS, VmHWM); 0 for a process gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
 def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -146,19 +172,25 @@ class Agent:
                 total += value
         return total
 
+    def pids(self) -> list[int]:
+        """The agent's processes: the one started and its descendants (a
+        one-file executable is a launcher running the agent as its child)."""
+        return process_tree(self.proc.pid)
+
     def _status_kib(self, field: str) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        raise AssertionError(f"no {field} in /proc/{self.proc.pid}/status")
+        """``field`` of /proc/PID/status summed over every process of the agent."""
+        total = 0
+        for pid in self.pids():
+            total += status_kib(pid, field)
+        return total
 
     def rss_mib(self) -> float:
-        """The agent's resident memory now."""
+        """The agent's resident memory now, every process counted."""
         return self._status_kib("VmRSS") / 1024
 
     def peak_rss_mib(self) -> float:
-        """The agent's peak resident memory since it started (the kernel's VmHWM)."""
+        """The agent's peak resident memory since it started (the kernel's
+        VmHWM), summed over its processes."""
         return self._status_kib("VmHWM") / 1024
 
     def health_ms(self, timeout: float = 5.0) -> float:

@@ -178,6 +178,8 @@ def test_mask_url():
     assert mask_url("file:///var/log/x.log") == "file:///var/log/x.log"
 
 
+@pytest.mark.skipif("COVERAGE_PROCESS_CONFIG" in os.environ,
+                    reason="under make coverage, coverage itself imports inspect and dataclasses")
 def test_pprint_is_deferred_until_used():
     """The agent keeps pprint (and the dataclasses/inspect/ast it imports) out
     until something uses it; when something does, it is the real module."""

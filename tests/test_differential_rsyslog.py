@@ -131,6 +131,15 @@ def where_we_differ(sent: bytes, ours: dict, theirs: dict) -> dict[str, str]:
         # and the original logtrain, reads it as the separator
         assert theirs["msg"] == b" " + ours["msg"]
         why["msg"] = "RFC3164 separator after TAG: not part of MSG"
+        if STAMP.fullmatch(theirs["timestamp"]) and b"SysLogHandler" not in sent:
+            # the same instant; rsyslog writes the local zone's offset, the
+            # agent UTC with Z, the one form of every time it writes itself
+            from datetime import datetime
+
+            assert ours["timestamp"].endswith(b"Z")
+            assert (datetime.fromisoformat(ours["timestamp"].decode())
+                    == datetime.fromisoformat(theirs["timestamp"].decode()))
+            why["timestamp"] = "RFC3164 stamp written in UTC with Z"
     if b"logger without time" in sent:
         # RFC5424 NILVALUE timestamp: rsyslog writes its reception time, the
         # agent what the sender wrote

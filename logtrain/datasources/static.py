@@ -52,16 +52,17 @@ def check_routes(path: str, router: Router) -> tuple[list[tuple[int, str, str]],
     except (OSError, UnicodeDecodeError) as e:
         return [], [f"{path}: {getattr(e, 'strerror', None) or e}"]
     routes, errors = parse_routes(text)
-    msgs = [f"{path}:{n}: {reason}" for n, reason in errors]
+    numbered = [(n, f"{path}:{n}: {reason}") for n, reason in errors]
     good = []
     for n, host, url in routes:
         try:
             router.check_route(SOURCE, host, url)
         except ValueError as e:
-            msgs.append(f"{path}:{n}: route {host} -> {mask_url(url)}: {e}")
+            numbered.append((n, f"{path}:{n}: route {host} -> {mask_url(url)}: {e}"))
             continue
         good.append((n, host, url))
-    return good, msgs
+    numbered.sort(key=lambda e: e[0])  # in file order, whichever check found the error
+    return good, [msg for _, msg in numbered]
 
 
 class StaticRoutes:

@@ -65,7 +65,7 @@ class _HTTPInput(Input):
     piece = 32 << 10  # body bytes decoded and routed between two yields
 
     def describe(self) -> str:
-        return f"{self.name} on :{self.rt.config.http_port}{self.path}"
+        return f"{self.name} on {self.http.address}{self.path}"
 
     def start(self) -> None:
         self.path = getattr(self.rt.config, self.path_setting.lower())

@@ -32,6 +32,7 @@ from gevent.server import StreamServer
 
 from logtrain.inputs.base import Input
 from logtrain.syslog import Framer, parse_batch
+from logtrain.urls import hostport
 
 READ_SIZE = 64 << 10
 # A connection silent for less than this is never evicted to make room: it may
@@ -90,7 +91,8 @@ class SyslogTCPInput(Input):
         return len(self.conns)
 
     def describe(self) -> str:
-        return f"{self.name} on {self.address[0]}:{self.address[1]}"
+        """Where it listens: the address bound once started (a port of 0 is a free one)."""
+        return f"{self.name} on {hostport(self.server.address if self.server else self.address)}"
 
     def start(self) -> None:
         self.server = StreamServer(self.address, self._handle, spawn=Pool(), backlog=1024)

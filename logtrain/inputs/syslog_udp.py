@@ -16,6 +16,7 @@ import socket
 from gevent.socket import wait_read
 
 from logtrain.inputs.base import Input
+from logtrain.urls import hostport
 
 BATCH = 512
 
@@ -30,7 +31,12 @@ class SyslogUDPInput(Input):
         self.sock: _socket.socket | None = None
 
     def describe(self) -> str:
-        return f"{self.name} on {self.address[0]}:{self.address[1]}"
+        """Where it listens: the address bound once started (a port of 0 is a free one)."""
+        try:
+            address = self.sock.getsockname() if self.sock else self.address
+        except OSError:  # closed
+            address = self.address
+        return f"{self.name} on {hostport(address)}"
 
     def start(self) -> None:
         family = socket.getaddrinfo(self.address[0], self.address[1], type=socket.SOCK_DGRAM)[0][0]

@@ -1,0 +1,46 @@
+"""The one-file executable (``make test-binary``, which sets LOGTRAIN_TEST_BINARY):
+its build is quiet, and its memory is counted over every process it runs (a
+launcher of PyInstaller's, then the agent as its child)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from peers import ROOT, Agent, free_port, status_kib
+
+BINARY = os.environ.get("LOGTRAIN_TEST_BINARY")
+pytestmark = pytest.mark.skipif(not BINARY, reason="set by make test-binary")
+
+
+def test_build_prints_one_line_and_warns_of_nothing(tmp_path: Path):
+    r = subprocess.run(["bash", "packaging/build-binary.sh"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600,
+                       env={**os.environ, "LOGTRAIN_DIST": str(tmp_path / "dist"),
+                            "LOGTRAIN_BUILD": str(tmp_path / "build")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"built {tmp_path}/dist/logtrain (logtrain "), lines
+    log = (tmp_path / "build" / "build.log").read_text()
+    assert "Building EXE" in log  # the whole log is kept there
+    assert "mx.DateTime" not in log and "Hidden import" not in log
+
+
+def test_memory_is_counted_over_the_launcher_and_the_agent(tmp_path: Path):
+    tcp = free_port()
+    agent = Agent(tmp_path, {"SYSLOG_TCP": "true", "SYSLOG_TCP_PORT": str(tcp)},
+                  routes="* stdout://\n").start()
+    try:
+        time.sleep(1)
+        pids = agent.pids()
+        assert len(pids) == 2 and pids[0] == agent.proc.pid, pids  # launcher, agent
+        launcher, child = (status_kib(p, "VmRSS") for p in pids)
+        assert launcher > 512  # KiB: the launcher is not free
+        assert agent.rss_mib() * 1024 == pytest.approx(launcher + child, abs=256)
+    finally:
+        agent.stop()
