@@ -28,44 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     from logtrain.config import ConfigError, load
     from logtrain.settings import SETTINGS
 
-<<<<<<< HEAD
-    parser = argparse.ArgumentParser(
-        prog="logtrain",
-        # A fixed width: asking for the terminal's loads shutil, bz2 and lzma.
-        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=100),
-        description="Forwards logs from syslog, HTTP and files to drains chosen by dynamic routes.",
-        epilog="Every setting is also read from the environment variable of the same name "
-        "(upper case) and from the TOML file; precedence: flags, environment, file, defaults.",
-    )
-    parser.add_argument("command", nargs="?", default="run",
-                        choices=("run", "check-config", "settings", "version", "routes"),
-                        help="run the agent (default), validate and print the configuration, "
-                        "print the table of settings (Markdown), print the version, or ask the "
-                        "running agent (its routes API) which routes match HOSTNAME")
-    parser.add_argument("hostname", nargs="?", metavar="HOSTNAME",
-                        help="the hostname for `routes`")
-    parser.add_argument("--version", action="version", version=f"logtrain {__version__}")
-    parser.add_argument("--config", metavar="FILE", help="TOML settings file (or LOGTRAIN_CONFIG)")
-    group = parser.add_argument_group("settings")
-    for s in SETTINGS:
-        flag = "--" + s.name.lower().replace("_", "-")
-        if s.kind == "bool":
-            group.add_argument(flag, dest=s.name, action=argparse.BooleanOptionalAction, default=None,
-                               help=s.help)
-        else:
-            group.add_argument(flag, dest=s.name, metavar=s.kind.upper(), default=None, help=s.help)
-    args = parser.parse_args(argv)
-=======
     args = _parser(None).parse_args(argv)
     if args.help:
         # the help of the command asked about: `logtrain run --help` is run's
         _parser(args.command).print_help()
         return 0
     args.command = args.command or "run"
->>>>>>> issue-20
 
     if args.hostname and args.command != "routes":
-        parser.error(f"unexpected argument {args.hostname!r} (only `routes` takes a hostname)")
+        _parser(None).error(f"unexpected argument {args.hostname!r} (only `routes` takes a hostname)")
     if args.command == "version":
         print(f"logtrain {__version__}")
         return 0
@@ -106,6 +77,8 @@ COMMANDS = {
     "settings": ("print the table of settings (Markdown)",
                  "Prints every setting with its default and meaning as a Markdown table."),
     "version": ("print the version", "Prints the version."),
+    "routes": ("ask the running agent which routes match HOSTNAME",
+               "Asks the running agent (its routes API, API_TOKEN) which routes match HOSTNAME."),
 }
 
 
@@ -123,7 +96,7 @@ def _parser(command: str | None):
             return argparse.RawDescriptionHelpFormatter(prog, width=100)
         return argparse.HelpFormatter(prog, width=100)
 
-    takes_settings = command in (None, "run", "check-config")
+    takes_settings = command in (None, "run", "check-config", "routes")
     if command is None:
         parser = argparse.ArgumentParser(
             prog="logtrain", formatter_class=fmt, add_help=False,
@@ -133,8 +106,8 @@ def _parser(command: str | None):
             + "\n".join(f"  {name:14s}{short}" for name, (short, _) in COMMANDS.items())
             + "\n\n`logtrain COMMAND --help` describes one command.")
         parser.add_argument("command", nargs="?", default=None, choices=tuple(COMMANDS),
-                            metavar="COMMAND", help="run (default), check-config, settings or "
-                            "version")
+                            metavar="COMMAND", help="run (default), check-config, settings, "
+                            "version or routes")
     else:
         parser = argparse.ArgumentParser(
             prog=f"logtrain {command}", formatter_class=fmt, add_help=False,
@@ -142,6 +115,9 @@ def _parser(command: str | None):
             + (" [--config FILE] [--SETTING VALUE ...]" if takes_settings else ""),
             description=COMMANDS[command][1])
     parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    if command in (None, "routes"):
+        parser.add_argument("hostname", nargs="?", metavar="HOSTNAME",
+                            help="the hostname for `routes`")
     if not takes_settings:
         return parser
     parser.epilog = ("Every setting is also read from the environment variable of the same "
