@@ -36,6 +36,9 @@ HELP = {
     "logtrain_file_rewinds_total": "Times a followed file was found truncated and read again from its start.",
     "logtrain_file_lines_split_total": "Lines longer than the joined-line limit, emitted in pieces.",
     "logtrain_kubernetes_api_errors_total": "Failed Kubernetes API calls, by HTTP status (0: unreachable).",
+    "logtrain_kubernetes_annotated_objects": "Kubernetes objects whose annotations carry routes.",
+    "logtrain_kubernetes_events_total": "Watch events from the Kubernetes API, by resource and type.",
+    "logtrain_hostname_claims_refused_total": "Hostnames claimed outside their namespace and refused, by where (input, datasource).",
 }
 
 
