@@ -24,10 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     # version loads subprocess and pickle (0.6 MB).
     monkey.patch_all(ssl=False, subprocess=False)
 
-    from logtrain import __version__
+    from logtrain import __version__, cabundle
     from logtrain.config import ConfigError, load
     from logtrain.settings import SETTINGS
 
+    cabundle.configure()  # before any TLS context: the static executable has no bundle of its own
     args = _parser(None).parse_args(argv)
     if args.help:
         # the help of the command asked about: `logtrain run --help` is run's
@@ -176,6 +177,7 @@ def _check(cfg) -> int:
     """check-config after the settings loaded: the routes file and the TLS
     files are checked first, and any error is printed (stderr, exit 2) before
     anything that could read as a pass; only a clean configuration is listed."""
+    import os
     import sys
 
     errors: list[str] = []
@@ -205,6 +207,8 @@ def _check(cfg) -> int:
         return 2
     for line in cfg.describe():
         print(line)
+    ca = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
+    print(f"# CA certificates for TLS drains: {ca or 'none found (set SSL_CERT_FILE)'}")
     if cfg.routes_file:
         print(f"# {cfg.routes_file}: {len(routes)} route(s)")
     print("configuration OK")
