@@ -79,6 +79,16 @@ done
 # --strip drops debugging symbols (smaller file, less to extract).
 PATH="$root/$svenv/bin:$PATH" quiet "$svenv/bin/staticx" --strip \
   "$work/dist/logtrain-dynamic" "$dist/logtrain.tmp"
+# staticx writes it 0700: the image runs it as a user other than its owner
+chmod 0755 "$dist/logtrain.tmp"
 mv "$dist/logtrain.tmp" "$dist/logtrain"
+# What packaging/Dockerfile copies besides the executable: the build host's CA
+# bundle (Debian's ca-certificates), an empty /tmp (1777) and state directory.
+ca=${LOGTRAIN_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+[ -s "$ca" ] || { echo "build-binary: no CA bundle at $ca (apt-get install ca-certificates)" >&2; exit 1; }
+mkdir -p "$dist/image/tmp" "$dist/image/state"
+chmod 1777 "$dist/image/tmp"
+chmod 0750 "$dist/image/state"
+cp "$ca" "$dist/image/ca-certificates.crt"
 version=$("$dist/logtrain" --version)
 echo "built $dist/logtrain ($version, $(du -m "$dist/logtrain" | cut -f1) MB, static; build log: $log)"

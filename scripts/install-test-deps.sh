@@ -23,6 +23,7 @@ command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v readelf >/dev/null 2>&1 || need+=(binutils)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v adduser >/dev/null 2>&1 || need+=(adduser)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
