@@ -41,7 +41,7 @@ def test_memory_is_counted_over_the_launcher_and_the_agent(tmp_path: Path):
         # staticx's launcher, PyInstaller's launcher, the agent
         assert len(pids) == 3 and pids[0] == agent.proc.pid, pids
         rss = [status_kib(p, "VmRSS") for p in pids]
-        assert all(r > 256 for r in rss), rss  # KiB: no launcher is free
+        assert all(r > 64 for r in rss), rss  # KiB: no launcher is free
         assert agent.rss_mib() * 1024 == pytest.approx(sum(rss), abs=256)
     finally:
         agent.stop()
