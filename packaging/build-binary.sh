@@ -77,7 +77,9 @@ done
 # staticx: the PyInstaller executable, every shared library it and its
 # archive need (glibc, libssl, libpq, ...) and the dynamic loader in one file.
 # --strip drops debugging symbols (smaller file, less to extract).
-PATH="$root/$svenv/bin:$PATH" quiet "$svenv/bin/staticx" --strip \
+# --no-compress: xz made the file 3 MB smaller but every start 0.3 s slower
+# (0.66 s against 1.0 s for --version here) and its unpacking peak larger.
+PATH="$root/$svenv/bin:$PATH" quiet "$svenv/bin/staticx" --strip --no-compress \
   "$work/dist/logtrain-dynamic" "$dist/logtrain.tmp"
 # staticx writes it 0700: the image runs it as a user other than its owner
 chmod 0755 "$dist/logtrain.tmp"
