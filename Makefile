@@ -38,9 +38,12 @@ bench: setup
 
 # dist/logtrain, one static executable (PyInstaller one-file, then staticx),
 # and dist/image/, what packaging/Dockerfile copies beside it.
+# What the build printed is kept in build/binary.out and .err (tests/test_binary.py).
 binary: setup
 	@bash scripts/install-test-deps.sh
-	@bash packaging/build-binary.sh
+	@mkdir -p build
+	@bash packaging/build-binary.sh >build/binary.out 2>build/binary.err; \
+		status=$$?; cat build/binary.out; cat build/binary.err >&2; exit $$status
 
 # dist/logtrain_VERSION-1_amd64.deb (dpkg-deb, from packaging/debian).
 deb: binary
@@ -49,8 +52,8 @@ deb: binary
 # The end-to-end tests against dist/logtrain instead of the source tree, and
 # the tests of what ships: the empty chroot, the image layout, the Debian package.
 test-binary: binary
-	LOGTRAIN_TEST_BINARY=$(CURDIR)/dist/logtrain $(BIN)/python -m pytest -q -p no:cacheprovider \
-		tests/test_e2e.py tests/test_http_io.py tests/test_postgres.py \
+	LOGTRAIN_TEST_BINARY=$(CURDIR)/dist/logtrain LOGTRAIN_BUILD_OUTPUT=$(CURDIR)/build/binary \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_e2e.py tests/test_http_io.py tests/test_postgres.py \
 		tests/test_hostile_input.py tests/test_httpserver.py tests/test_binary.py \
 		tests/test_static.py tests/test_dockerfile.py tests/test_debian.py
 
