@@ -7,7 +7,11 @@ summed over every process of the agent: for the executable, staticx's
 launcher, PyInstaller's launcher and the agent. Idle: 5 s after /health
 answers. Under load: sampled every 0.2 s while a sender floods the syslog TCP
 input (and, with everything enabled, 52 container logs are written), peak
-taken; VmHWM (the kernel's peak) summed at the end as well.
+taken. Also shown: PSS idle (shared pages divided among the processes that
+map them: the launchers share libc with the agent), and VmHWM summed at the
+end (the kernel's peak since start, which for the executable includes
+staticx's launcher reading its 29 MB archive while it unpacks, before the
+agent starts).
 
 Relay-only: SYSLOG_TCP, a routes file forwarding everything to a TCP sink.
 Everything enabled: syslog TCP, UDP and HTTP inputs, the Kubernetes input
@@ -80,9 +84,9 @@ class Sink:
             self.bytes += len(data)
 
 
-def mem_kib(pids: list[int]) -> tuple[int, int, int]:
-    """(VmRSS, Anonymous, VmHWM) in KiB, summed over ``pids``."""
-    rss = anon = hwm = 0
+def mem_kib(pids: list[int]) -> tuple[int, int, int, int]:
+    """(VmRSS, Anonymous, VmHWM, Pss) in KiB, summed over ``pids``."""
+    rss = anon = hwm = pss = 0
     for pid in pids:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -93,9 +97,11 @@ def mem_kib(pids: list[int]) -> tuple[int, int, int]:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Anonymous:"):
                     anon += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
         except FileNotFoundError:
             pass
-    return rss, anon, hwm
+    return rss, anon, hwm, pss
 
 
 def flood(port: int, seconds: float) -> None:
@@ -125,7 +131,7 @@ def run_one(cmd: list[str], env: dict[str, str], http: int, tcp: int, load: floa
         startup = time.monotonic() - started
         time.sleep(5)
         pids = process_tree(proc.pid)
-        idle_rss, idle_anon, _ = mem_kib(pids)
+        idle_rss, idle_anon, _, idle_pss = mem_kib(pids)
         writer = None
         if logs is not None:
             writer = subprocess.Popen([sys.executable, "-c", WRITER, str(logs), str(PODS), "50",
@@ -134,17 +140,17 @@ def run_one(cmd: list[str], env: dict[str, str], http: int, tcp: int, load: floa
         sender.start()
         peak_rss = peak_anon = 0
         while sender.is_alive():
-            rss, anon, _ = mem_kib(pids)
+            rss, anon, _, _ = mem_kib(pids)
             peak_rss, peak_anon = max(peak_rss, rss), max(peak_anon, anon)
             time.sleep(0.2)
         sender.join()
         if writer:
             writer.wait()
         time.sleep(1)
-        _, _, hwm = mem_kib(pids)
+        _, _, hwm, _ = mem_kib(pids)
         return {"startup": startup, "processes": len(pids), "idle_rss": idle_rss / 1024,
-                "idle_anon": idle_anon / 1024, "load_rss": max(peak_rss, hwm) / 1024,
-                "load_anon": peak_anon / 1024}
+                "idle_anon": idle_anon / 1024, "idle_pss": idle_pss / 1024,
+                "load_rss": peak_rss / 1024, "load_anon": peak_anon / 1024, "hwm": hwm / 1024}
     finally:
         proc.terminate()
         try:
@@ -220,7 +226,8 @@ def report(args, results) -> None:  # noqa: ANN001
     print(f"static executable {args.binary}: {size:.1f} MiB; medians of {args.rounds} runs, "
           f"MiB summed over every process; load {args.load_seconds:g} s")
     print(f"{'variant':12s} {'runtime':8s} {'procs':>5s} {'start s':>7s} {'idle RSS':>8s} "
-          f"{'idle anon':>9s} {'load RSS':>8s} {'load anon':>9s}  budget idle/load")
+          f"{'idle anon':>9s} {'idle PSS':>8s} {'load RSS':>8s} {'load anon':>9s} "
+          f"{'VmHWM':>6s}  budget idle/load")
     med = {}
     for (vname, rname), rows in results.items():
         m = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
@@ -230,8 +237,8 @@ def report(args, results) -> None:  # noqa: ANN001
             f"  {idle_b}/{load_b}: idle {'ok' if m['idle_rss'] < idle_b else 'OVER'}, "
             f"load {'ok' if m['load_rss'] < load_b else 'OVER'}")
         print(f"{vname:12s} {rname:8s} {m['processes']:5.0f} {m['startup']:7.2f} "
-              f"{m['idle_rss']:8.1f} {m['idle_anon']:9.1f} {m['load_rss']:8.1f} "
-              f"{m['load_anon']:9.1f}{verdict}")
+              f"{m['idle_rss']:8.1f} {m['idle_anon']:9.1f} {m['idle_pss']:8.1f} "
+              f"{m['load_rss']:8.1f} {m['load_anon']:9.1f} {m['hwm']:6.1f}{verdict}")
     for vname in BUDGETS:
         s, v = med[(vname, "static")], med[(vname, "venv")]
         print(f"{vname}: static/venv resident idle {s['idle_rss'] / v['idle_rss']:.2f}, "

@@ -64,12 +64,14 @@ for m in setuptools pkg_resources distutils _distutils_hack tkinter _tkinter mul
          Cython pyximport unittest pydoc xml xmlrpc; do
   excludes+=(--exclude-module "$m")
 done
+# --optimize 2 (python -OO: no docstrings, no asserts; the agent's asserts only
+# narrow types): 0.8 MiB less resident for the TCP relay (26.6 -> 25.8 MiB).
 # Run from $work, so that the logtrain found is the one installed in $svenv
 # (its extensions built by Debian's python), never the source tree's.
 # packaging/hooks replaces the contributed psycopg2 hook, whose hidden import
 # mx.DateTime does not exist here (see the hook).
 ( cd "$work" && PATH="$root/$svenv/bin:$PATH" quiet "$root/$svenv/bin/pyinstaller" \
-    --noconfirm --clean --onefile --name logtrain-dynamic \
+    --noconfirm --clean --onefile --name logtrain-dynamic --optimize "${LOGTRAIN_OPTIMIZE:-2}" \
     --collect-submodules logtrain "${excludes[@]}" \
     --hidden-import urllib3 --additional-hooks-dir "$root/packaging/hooks" \
     --distpath "$work/dist" --workpath "$work" --specpath "$work" \
