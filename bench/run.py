@@ -11,6 +11,10 @@ loopback that counts lines; every relay's runs interleaved, medians printed):
          RFC5424, through socat into its syslog TCP input (marked *).
   relay  RFC5424 lines sent into a syslog TCP input and forwarded over TCP:
          the agent, rsyslog imtcp -> omfwd, syslog-ng network() -> network().
+         Also the agent with three live tails attached (logtrain+3t), each
+         matching every line, one per format (RFC5424 text, NDJSON, SSE),
+         read by a client as fast as it can: its throughput against the
+         agent's without tails (target: at least 0.9).
   latency  10,000 lines/s for a few seconds into each relay's TCP input; each
          line carries its send time, the sink takes p50 and p99 of the delay.
   memory resident memory idle (the inputs that exist enabled) and the peak
@@ -104,6 +108,21 @@ SINK = textwrap.dedent(r"""
 """)
 
 
+# Reads GET /tail as fast as it can until the agent ends the stream; prints the bytes.
+TAIL_READER = textwrap.dedent(r"""
+    import socket, sys
+    port, accept, glob = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"GET /tail?hostname={glob} HTTP/1.1\r\nHost: bench\r\nAccept: {accept}\r\n\r\n".encode())
+    buf = bytearray(1 << 20)
+    n = 0
+    while k := s.recv_into(buf):
+        n += k
+    print(n, flush=True)
+""")
+TAILS = [("text/plain", "bench-host"), ("application/x-ndjson", "bench-*"),
+         ("text/event-stream", "*")]
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -175,8 +194,9 @@ class AgentRelay(Relay):
     def start_relay(self, file: Path | None = None, idle: bool = False) -> None:
         routes = self.work / "routes"
         routes.write_text(f"*  syslog+tcp://127.0.0.1:{self.sink_port}\n")
+        self.http_port = free_port()
         env = {"PATH": os.environ["PATH"], "SYSLOG_TCP": "true",
-               "SYSLOG_TCP_PORT": str(self.tcp_port), "HTTP_PORT": str(free_port()),
+               "SYSLOG_TCP_PORT": str(self.tcp_port), "HTTP_PORT": str(self.http_port),
                "BIND_ADDRESS": "127.0.0.1", "ROUTES_FILE": str(routes),
                "STATE_DIR": str(self.work / "state"), "LOG_LEVEL": "warning"}
         if file is not None:
@@ -200,6 +220,40 @@ class AgentRelay(Relay):
 
     def command(self) -> list[str]:
         return AGENT
+
+
+class TailedRelay(AgentRelay):
+    """The agent with three live tails attached, every line matching each."""
+
+    name = "logtrain+3t"
+    scenarios = ("relay",)
+
+    def start_relay(self, file: Path | None = None, idle: bool = False) -> None:
+        super().start_relay(file, idle)
+        wait_for(lambda: port_open(self.http_port), 30, what="the agent's HTTP port")
+        self.readers = [subprocess.Popen([sys.executable, "-c", TAIL_READER, str(self.http_port),
+                                          accept, glob], stdout=subprocess.PIPE, text=True)
+                        for accept, glob in TAILS]
+        wait_for(lambda: len(self._status()["tails"]) == len(TAILS), 10, what="tails attached")
+
+    def _status(self) -> dict:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/status.json") as r:
+            return json.load(r)
+
+    def stop(self) -> None:
+        try:
+            self.extra = {"tail_dropped": sum(t["dropped"] for t in self._status()["tails"])}
+        except OSError:
+            self.extra = {}
+        super().stop()  # the agent ends the tails' streams as it stops
+        got = 0
+        for r in self.readers:
+            out, _ = r.communicate(timeout=30)
+            got += int(out.strip() or 0)
+        self.extra["tail_mb"] = got / 1e6
 
 
 def before_relay(checkout: Path) -> type[Relay]:
@@ -318,15 +372,16 @@ def throughput(cls: type[Relay], scenario: str, data: Path, agent_data: Path, li
     finally:
         relay.stop()
         sink.kill()
+    extra = getattr(relay, "extra", {})
     if not out or int(out[1]) < lines:
         got = int(out[1]) if out else 0
-        return {"ok": False, "got": got, "cpu": cpu, "peak": peak}
+        return {"ok": False, "got": got, "cpu": cpu, "peak": peak, **extra}
     # lines/s from the first line received to the last: a process's start-up
     # (Python imports, reading configuration) is its own column, not a rate
     first = float(out[3])
     secs = float(out[0]) - first
     return {"ok": True, "lps": lines / secs, "mbps": int(out[2]) / secs / 1e6, "cpu": cpu,
-            "peak": peak, "start": first - t0}
+            "peak": peak, "start": first - t0, **extra}
 
 
 def latency(cls: type[Relay], rate: int, seconds: float, work: Path) -> dict:
@@ -390,13 +445,14 @@ def main() -> int:
     ap.add_argument("--before", type=Path, help="another checkout whose agent runs beside this one")
     args = ap.parse_args()
     only = set(args.only.split(","))
-    relays = [AgentRelay]
+    relays: list[type[Relay]] = [AgentRelay, TailedRelay]
     if args.before:
         relays.append(before_relay(args.before.resolve()))
     if os.path.exists(RSYSLOGD):
         relays.append(RsyslogRelay)
     if (SYSLOG_NG / "usr/sbin/syslog-ng").exists():
         relays.append(SyslogNgRelay)
+    peers = [r for r in relays if r.name != "logtrain" and r is not TailedRelay]
     if len([r for r in relays if not issubclass(r, AgentRelay)]) < 2:
         print("a peer is missing: run bash bench/install-peers.sh", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="logtrain-bench-"))
@@ -410,7 +466,7 @@ def main() -> int:
         for r in range(args.runs):  # interleaved, so a shared machine's drift hits all alike
             for cls in relays:
                 for scenario in ("file", "relay"):
-                    if scenario in only:
+                    if scenario in only and scenario in getattr(cls, "scenarios", (scenario,)):
                         # a fresh copy each run: imfile and file() remember positions
                         data = work / "containers" / f"app-{r}-{cls.name}.log"
                         if scenario == "file":
@@ -424,6 +480,8 @@ def main() -> int:
                               + (f"{res['lps']:,.0f} lines/s" if res["ok"]
                                  else f"INCOMPLETE: {res['got']:,} of {args.lines:,}"),
                               file=sys.stderr, flush=True)
+                if cls is TailedRelay:
+                    continue
                 if "latency" in only:
                     results.setdefault(("latency", cls.name), []).append(
                         latency(cls, args.rate, args.latency_seconds, work))
@@ -461,7 +519,7 @@ def main() -> int:
     if {"latency", "memory"} & only:
         print(f"\n{'relay':<11} {'idle RSS MiB':>12} {'p50 ms':>8} {'p99 ms':>8}   "
               f"(latency at {args.rate:,} lines/s, write to receipt)")
-        for cls in relays:
+        for cls in [r for r in relays if r is not TailedRelay]:
             lat = results.get(("latency", cls.name), [])
             e = extra[cls.name] = {"idle": med(results.get(("idle", cls.name), []), "rss"),
                                    "p50": med(lat, "p50"), "p99": med(lat, "p99")}
@@ -469,12 +527,25 @@ def main() -> int:
     print()
     for scenario in ("file", "relay"):
         a = table.get((scenario, "logtrain"))
-        for cls in relays[1:]:
+        for cls in peers:
             p = table.get((scenario, cls.name))
             if a and p:
                 print(f"{scenario:<7} logtrain/{cls.name:<10} throughput x{a['lps'] / p['lps']:.2f}"
                       f"   CPU x{a['cpu'] / p['cpu']:.2f}   peak RSS x{a['peak'] / p['peak']:.2f}")
-    for cls in relays[1:]:
+    a, t = table.get(("relay", "logtrain")), table.get(("relay", TailedRelay.name))
+    if a and t:
+        rows = results.get(("relay", TailedRelay.name), [])
+        # each run's pair (without tails, then with, back to back) shares the
+        # machine's load of that moment: the median of those ratios as well
+        plain = results[("relay", "logtrain")]
+        pairs = [x["lps"] / y["lps"] for x, y in zip(rows, plain, strict=True)
+                 if x["ok"] and y["ok"]]
+        print(f"relay   logtrain+3 tails/logtrain throughput x{t['lps'] / a['lps']:.2f}, per run"
+              f" x{statistics.median(pairs) if pairs else float('nan'):.2f} (target >= 0.90)"
+              f"   CPU x{t['cpu'] / a['cpu']:.2f}   peak RSS x{t['peak'] / a['peak']:.2f}"
+              f"   tails read {med(rows, 'tail_mb'):.0f} MB, dropped {med(rows, 'tail_dropped'):,.0f}"
+              " lines (medians)")
+    for cls in peers:
         a, p = extra.get("logtrain"), extra.get(cls.name)
         if a and p:
             print(f"{'idle':<7} logtrain/{cls.name:<10} RSS x{a['idle'] / p['idle']:.2f}"

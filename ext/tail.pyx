@@ -241,6 +241,7 @@ cdef class _Joiner:
     cdef public Py_ssize_t max_join
     cdef public dict partial
     cdef public long long splits  # joined lines emitted at max_join, the rest to follow
+    cdef public long long objects  # lines whose message starts with '{' (JSON, maybe)
     cdef int _stdout_severity  # 6 (info); AKKERIS: 0, as the original sends lines
     cdef int _stderr_severity  # 3 (err)
     cdef int _facility  # 1 (user)
@@ -252,6 +253,7 @@ cdef class _Joiner:
         self.max_join = max_join
         self.partial = {}
         self.splits = 0
+        self.objects = 0
         self._stdout_severity = 6
         self._stderr_severity = 3
         self._facility = 1
@@ -320,6 +322,8 @@ cdef class _Joiner:
         nt = len(t)  # ASCII: checked by the callers
         nm = PyBytes_GET_SIZE(self._mid)
         nb = PyBytes_GET_SIZE(msg)
+        if nb and PyBytes_AS_STRING(msg)[0] == 123:  # '{'
+            self.objects += 1
         raw = PyBytes_FromStringAndSize(NULL, nh + nt + nm + nb)
         w = PyBytes_AS_STRING(raw)
         memcpy(w, PyBytes_AS_STRING(head), nh)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import signal
 import time
 from typing import Any
@@ -32,32 +33,35 @@ class Agent:
         self.inputs: list[Input] = []
         self.datasources: list[Any] = []
         self.closers: list[Any] = []  # closed last, after the drains
+        self.tails: Any = None  # logtrain.livetail.TailHub when MAX_TAILS > 0
         self.stopping = Event()
+        self.loading_routes = False
 
     def start(self) -> None:
         """Starts everything; raises ConfigError for what the configuration got wrong."""
         rt, cfg = self.rt, self.rt.config
+        # Inputs listen before the routes are loaded (in slices that yield):
+        # lines that come first wait for them (Router.loading), bounded.
+        static = pgds = kds = None
+        self._open_spools()
+        self.http.starting = lambda: "loading routes" if self.loading_routes else None
+        self.loading_routes = True
         if cfg.routes_file:
-            ds = StaticRoutes(rt, self.router, cfg.routes_file)
-            errors = ds.load()
-            if errors:
-                raise ConfigError("ROUTES_FILE: " + "; ".join(errors))
-            self.datasources.append(ds)
+            static = StaticRoutes(rt, self.router, cfg.routes_file)
+            self.router.loading(static.source)
+            self.datasources.append(static)
         if cfg.postgres:
             from logtrain.datasources.postgres import PostgresRoutes
 
             pgds = PostgresRoutes(rt, self.router, cfg.database_url)
-            error = pgds.load()
-            if error:
-                rt.log.error("postgres datasource unavailable at start; retrying in the "
-                             "background", database=pgds.safe_url, error=error)
+            self.router.loading(pgds.source)
             self.datasources.append(pgds)
         if cfg.kubernetes_datasource:
             from logtrain.datasources import kubernetes as kube_routes
 
             kds = kube_routes.from_runtime(rt, self.router)
             kds.check_access()  # ConfigError naming the missing verb and resource
-            kds.load()
+            self.router.loading(kds.source)
             self.datasources.append(kds)
         if cfg.api_token:
             from logtrain.api import RoutesAPI
@@ -81,6 +85,15 @@ class Agent:
             self.http.add("/metrics", ("GET",), lambda env, body: (
                 "200 OK", [("Content-Type", "text/plain; version=0.0.4")],
                 rt.metrics.render().encode()))
+            from logtrain.origmetrics import OriginalMetrics
+
+            orig = OriginalMetrics(rt, self.router)
+            rt.metrics.collectors.append(orig.render)
+            rt.tasks.spawn("original-metrics", orig.run)
+        if cfg.max_tails or cfg.status_page:
+            from logtrain.status import serve
+
+            self.tails = serve(rt, self.router, self.http, self.inputs, self.datasources)
         for setting, target in INPUTS.items():
             if not getattr(cfg, setting.lower()):
                 continue
@@ -97,25 +110,75 @@ class Agent:
             self.http.start()
         except OSError as e:
             raise ConfigError(f"HTTP_PORT: cannot listen on {cfg.bind_address}:{cfg.http_port}: {e.strerror or e}") from None
+        if static is not None:
+            errors = static.load()
+            if errors:
+                raise ConfigError("ROUTES_FILE: " + "; ".join(errors))
+            self.router.loaded(static.source)
+        if pgds is not None:
+            error = pgds.load()
+            if error:
+                rt.log.error("postgres datasource unavailable at start; retrying in the "
+                             "background", database=pgds.safe_url, error=error)
+            self.router.loaded(pgds.source)
+        if kds is not None:
+            kds.load()
+            self.router.loaded(kds.source)
+        self.loading_routes = False
         for ds in self.datasources:
             ds.start()
         if cfg.stats_interval:
             rt.tasks.spawn("stats", self._stats_loop)
+        self.http.readiness = self._ready
         rt.log.info("logtrain started", version=__version__,
                     inputs=",".join(i.describe() for i in self.inputs),
                     datasources=",".join(d.describe() for d in self.datasources),
-                    routes=len(self.router.routes), http=self.http.address,
+                    routes=self.router.route_count(), http=self.http.address,
                     http_serves=",".join(self.http.paths()))
 
+    def _ready(self) -> tuple[bool, str]:
+        """/readyz: inputs listening (start() got this far) and every
+        datasource's routes loaded at least once."""
+        if self.stopping.is_set():
+            return False, "stopping"
+        if self.loading_routes:
+            return False, "loading routes"
+        for ds in self.datasources:
+            if getattr(ds, "connected", True) is False and not getattr(ds, "rows", None):
+                return False, f"{ds.describe()} has not loaded its routes yet"
+        return True, ""
+
+    def _open_spools(self) -> None:
+        """The drains' disk spools, when STATE_DIR can hold them; without them
+        a full drain buffer drops (counted), as it said at start."""
+        cfg = self.rt.config
+        if not cfg.spool_max_bytes:
+            return
+        from logtrain.spools import Spools
+
+        root = os.path.join(cfg.state_dir, "spool")
+        try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            if not os.access(root, os.W_OK | os.X_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as e:
+            self.rt.log.error("no disk spool: a drain whose buffer fills will drop lines",
+                              directory=root, error=e.strerror or str(e))
+            return
+        self.rt.spools = Spools(self.rt, cfg.state_dir, cfg.spool_max_bytes,
+                                cfg.spool_total_max_bytes)
+
     def run(self) -> int:
+        # before start(): inputs listen while the routes load, and a SIGTERM
+        # then must stop the agent as it would later
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(sig, self.stop, sig)
         try:
             self.start()
         except ConfigError:
             self.shutdown(quiet=True)
             raise
         _tune_gc()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            gevent.signal_handler(sig, self.stop, sig)
         self.stopping.wait()
         self.shutdown()
         return 0
@@ -131,6 +194,8 @@ class Agent:
         started = time.monotonic()
         for inp in self.inputs:
             inp.stop()
+        if self.tails is not None:
+            self.tails.close()  # their streams end cleanly before the server stops
         self.http.stop()
         for ds in self.datasources:
             ds.stop()
@@ -163,7 +228,6 @@ class Agent:
                         drains=len(self.router.drains),
                         buffered_bytes=sum(d.buffered + d.inflight
                                            for d in self.router.drains.values()))
-
 
 def _tune_gc() -> None:
     """Packets are made and freed by the thousand, and never form cycles: the

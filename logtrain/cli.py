@@ -1,5 +1,5 @@
 """Entry point: ``logtrain [run|check-config|settings|version|routes HOSTNAME] [--config FILE]
-[--setting ...]``."""
+[--setting ...]``, and ``logtrain tail HOSTNAME...`` (logtrain/tailcli.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ def main(argv: list[str] | None = None) -> int:
     import reprlib
     import sys
 
+    rest = sys.argv[1:] if argv is None else argv
+    if rest[:1] == ["tail"]:  # a client of a running agent: no gevent, no settings
+        from logtrain.tailcli import main as tail
+
+        return tail(rest[1:])
     _defer_pprint()  # before gevent is imported
     import gevent
     from gevent import monkey
@@ -29,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from logtrain.settings import SETTINGS
 
     cabundle.configure()  # before any TLS context: the static executable has no bundle of its own
-    args = _parser(None).parse_args(argv)
+    parser = _parser(None)
+    args = parser.parse_args(argv)
     if args.help:
         # the help of the command asked about: `logtrain run --help` is run's
         _parser(args.command).print_help()
@@ -78,8 +84,13 @@ COMMANDS = {
     "settings": ("print the table of settings (Markdown)",
                  "Prints every setting with its default and meaning as a Markdown table."),
     "version": ("print the version", "Prints the version."),
-    "routes": ("ask the running agent which routes match HOSTNAME",
-               "Asks the running agent (its routes API, API_TOKEN) which routes match HOSTNAME."),
+    "routes": ("list the routes that match HOSTNAME (asks the running agent)",
+               "Asks the running agent, through its routes API (API_TOKEN), which routes match "
+               "HOSTNAME, each with its datasource and, for annotations, the object it came "
+               "from."),
+    "tail": ("follow the lines a running agent routes for HOSTNAME... (live tail)",
+             "logtrain tail HOSTNAME... [--url URL] [--token TOKEN] [--json]: see "
+             "`logtrain tail --help`."),
 }
 
 
@@ -109,10 +120,12 @@ def _parser(command: str | None):
         parser.add_argument("command", nargs="?", default=None, choices=tuple(COMMANDS),
                             metavar="COMMAND", help="run (default), check-config, settings, "
                             "version or routes")
+        parser.add_argument("hostname", nargs="?", metavar="HOSTNAME",
+                            help="the hostname for `routes`")
     else:
         parser = argparse.ArgumentParser(
             prog=f"logtrain {command}", formatter_class=fmt, add_help=False,
-            usage=f"logtrain {command}"
+            usage=f"logtrain {command}" + (" HOSTNAME" if command == "routes" else "")
             + (" [--config FILE] [--SETTING VALUE ...]" if takes_settings else ""),
             description=COMMANDS[command][1])
     parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")

@@ -54,11 +54,31 @@ def parse_files(raw: Any, where: str) -> tuple[tuple[str, str, str], ...]:
     return tuple(out)
 
 
+def parse_table(raw: Any, where: str, many: bool) -> Any:
+    """A TOML table (``tables``: an array of tables); from the environment, JSON."""
+    if isinstance(raw, str):
+        import json
+
+        try:
+            raw = json.loads(raw) if raw.strip() else ([] if many else {})
+        except ValueError as e:
+            raise ConfigError(f"{where}: expected JSON ({e})") from None
+    if many and isinstance(raw, dict):
+        raw = [raw]
+    if many and not (isinstance(raw, list) and all(isinstance(e, dict) for e in raw)):
+        raise ConfigError(f"{where}: expected a list of tables")
+    if not many and not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    return raw
+
+
 def _convert(setting: Setting, raw: Any, origin: str) -> Any:
     where = f"{setting.name} ({origin})"
     kind = setting.kind
     if kind == "files":
         return parse_files(raw, where)
+    if kind in ("table", "tables"):
+        return parse_table(raw, where, kind == "tables")
     if kind == "bool":
         if isinstance(raw, bool):
             return raw

@@ -6,8 +6,16 @@ writer greenlets, each owning one connection. Writers coalesce buffered batches
 into one write. The pool grows while the buffer stays full and the endpoint is
 healthy, and shrinks when a writer is idle or failing. Failures back off
 exponentially with jitter; after DRAIN_PAUSE_AFTER consecutive failures the
-drain is paused and tried once per DRAIN_PAUSE_INTERVAL. An outage is logged
-when it starts, at most once a minute while it lasts, and when it ends.
+drain is paused, first for DRAIN_PAUSE_INTERVAL, each next pause twice as
+long up to DRAIN_PAUSE_MAX. Each change of state (failing, paused, recovered)
+is logged once; the state is in metrics.
+
+With a disk spool (logtrain.spool, under STATE_DIR) a batch that finds the
+memory buffer full, or a failing endpoint, goes to the spool instead of being
+dropped, and so does every later batch while the spool holds unread records,
+which keeps the order: writers take the memory buffer first, then the spool.
+A spooled batch counts as delivered for its acknowledgement (a file commits
+its offset). At shutdown what is still in memory is spooled.
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ from collections.abc import Callable
 import gevent
 from gevent.event import Event
 
-from logtrain.outputs.base import Output, Rejected
+from logtrain.outputs.base import Busy, Output, Rejected
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
+from logtrain.transform import drain_filter
 
 
 class Ack:
@@ -53,9 +62,12 @@ class Ack:
 
 # Buffered bytes above which a healthy drain asks inputs to wait (see congested).
 HIGH_WATER = 1 << 20
+HEADROOM = 256 << 10  # below the cap, for the batch an input has in hand
 
-# A buffered entry: [item, nbytes, npackets, acks or None]
-ITEM, NBYTES, NPACKETS, ACKS = range(4)
+# A buffered entry: [item, nbytes, npackets, acks or None, spool token or None]
+ITEM, NBYTES, NPACKETS, ACKS, TOKEN = range(5)
+STATES = {"healthy": 0, "failing": 1, "paused": 2}
+FAILING_FLUSH = 3.0  # seconds a closing drain whose endpoint fails waits before spooling
 
 
 class Drain:
@@ -66,12 +78,20 @@ class Drain:
         self.name = output.url.safe
         self.cap = cfg.drain_buffer_size
         self.high_water = min(self.cap // 2, HIGH_WATER)
+        # Batches writers hold count against the cap too: inputs also wait
+        # when buffered and in flight together near it, or a pool of slow
+        # writers lets them fill the buffer until it drops (200 senders did).
+        self.soft_cap = max(self.high_water, self.cap - min(HEADROOM, self.cap // 4))
         self.max_writers = min(cfg.drain_max_connections,
                                output.max_connections or cfg.drain_max_connections)
         self.buf: deque[list] = deque()
         self.buffered = 0  # bytes in buf
         self.inflight = 0  # bytes taken by writers, not yet delivered
         self.data = Event()
+        # Writers of outputs that gather (flush_interval) stop waiting when
+        # this much is buffered: a write's worth, or what makes inputs wait.
+        self.gather_at = min(output.max_write, self.high_water)
+        self.filled = Event()
         self.space = Event()
         self.space.set()
         self.room = Event()  # set while not backlogged (see backlogged)
@@ -81,62 +101,112 @@ class Drain:
         self.writers: set[gevent.Greenlet] = set()
         self.connections = 0
         self.failures = 0  # consecutive
+        self.partials = 0  # consecutive writes the endpoint took only part of
         self.failing_since = 0.0
         self.paused_until = 0.0
+        self.pause = 0.0  # the length of the current (or last) pause
+        self.state = "healthy"
         self.last_grow = 0.0
         self.closed = False
+        # the URL's filter parameters (logtrain/transform/filters.py); None: none
+        self.filter = drain_filter(output.url, rt)
         m = rt.metrics
         m.gauge("logtrain_drain_buffer_bytes", lambda: self.buffered + self.inflight, drain=self.name)
         m.gauge("logtrain_drain_connections", lambda: self.connections, drain=self.name)
         m.gauge("logtrain_drain_paused", lambda: 1 if self.paused_until else 0, drain=self.name)
+        m.gauge("logtrain_drain_state", lambda: STATES[self.state], drain=self.name)
+        m.gauge("logtrain_drain_pause_seconds", lambda: self.pause if self.paused_until else 0,
+                drain=self.name)
+        self.spool = None
+        if rt.spools is not None:
+            self.spool = rt.spools.open(output.url.raw, self.name, self._spool_dropped)
+            m.gauge("logtrain_drain_spool_bytes", lambda: self.spool.bytes, drain=self.name)
+            m.gauge("logtrain_drain_spool_packets", lambda: self.spool.packets, drain=self.name)
+            if self.spool.unread:
+                self.idle.clear()
         self._spawn_writer()
 
     # ----------------------------------------------------------------- input side
 
     @property
     def congested(self) -> bool:
-        """Holding more than ``high_water`` while the endpoint is taking data:
-        inputs that can push back should wait. A healthy drain needs little
+        """Holding more than ``high_water`` (or, with what writers hold, near
+        the cap) while the endpoint is taking data: inputs that can push back
+        should wait. A healthy drain needs little
         buffer, so the rest of the cap stays free for outages; a failing
         endpoint is not waited for (its buffer fills, then drops), so it never
         stalls the other drains."""
-        return self.buffered > self.high_water and self.failures == 0
+        sp = self.spool
+        if sp is not None and sp.full:
+            return True  # not drop the oldest spooled data: make them wait
+        return not self.space.is_set() and self.failures == 0
+
+    @property
+    def full(self) -> bool:
+        """The spool is at its cap: an input that can refuse (HTTP) should."""
+        return self.spool is not None and self.spool.full
 
     @property
     def backlogged(self) -> bool:
-        """Holding more than ``high_water``, failing or not: a source that can
-        wait without losing anything (a file) waits, and stays the buffer."""
-        return self.buffered + self.inflight > self.high_water
+        """Holding more than ``high_water``: a source that can wait without
+        losing anything (a file) waits, and stays the buffer. With a spool only
+        a healthy drain is waited for; a failing one spools the file's lines."""
+        if self.buffered + self.inflight <= self.high_water:
+            return False
+        sp = self.spool
+        return sp is None or (self.failures == 0 and not sp.unread)
+
+    def _spooling(self, held: int) -> bool:
+        sp = self.spool
+        return sp is not None and (sp.unread or held >= self.cap
+                                   or (self.failures > 0 and held > self.high_water))
 
     def put(self, packets: list[Packet], ack: Ack | None = None) -> bool:
+        if self.filter is not None and not (packets := self.filter.apply(packets)):
+            return True  # all filtered out (counted): delivered, as far as the input knows
         # the bound is on memory: batches a writer holds count too
         held = self.buffered + self.inflight
-        if self.closed or held >= self.cap:
-            return self._refuse(packets, ack, "closed" if self.closed else "buffer_full")
-        item, nbytes = self.output.encode(packets)
-        if held + nbytes > self.cap:
+        if self.closed:
+            return self._refuse(packets, ack, "closed")
+        spooling = self._spooling(held)
+        if held >= self.cap and not spooling:
             return self._refuse(packets, ack, "buffer_full")
+        item, nbytes = self.output.encode(packets)
+        if not spooling and self.spool is not None and held + nbytes > self.cap:
+            spooling = True  # this batch would overflow memory: it goes to disk instead
+        if spooling:
+            if self.spool.append(item, len(packets)):
+                # on disk: as good as delivered for the acknowledgement
+                self.rt.metrics.inc("logtrain_drain_spooled_total", len(packets), drain=self.name)
+                self._wake()
+                return True
+            # the spool cannot take it (a full disk): memory, while it has room
+        if held + nbytes > self.cap:
+            return self._refuse(packets, ack, "spool_error" if spooling else "buffer_full")
         if ack is not None:
             ack.hold()
-        self.buf.append([item, nbytes, len(packets), [ack] if ack else None])
+        self.buf.append([item, nbytes, len(packets), [ack] if ack else None, None])
         self.buffered += nbytes
-        if self.buffered > self.high_water:
-            self.space.clear()
-        if self.buffered + self.inflight > self.high_water:
-            self.room.clear()
+        self._flow()
+        self._wake()
+        return True
+
+    def _wake(self) -> None:
         self.idle.clear()
         self.data.set()
+        if self.buffered >= self.gather_at:
+            self.filled.set()
         if not self.writers:
             self._spawn_writer()
         elif (
-            self.buffered > 2 * self.output.max_write
+            # two writes' worth, or (large writes) enough to hold inputs back
+            self.buffered > min(2 * self.output.max_write, self.high_water)
             and len(self.writers) < self.max_writers
             and self.failures == 0
             and time.monotonic() - self.last_grow > 0.5
         ):
             self.last_grow = time.monotonic()
             self._spawn_writer()
-        return True
 
     def _refuse(self, packets: list[Packet], ack: Ack | None, reason: str) -> bool:
         if ack is not None:
@@ -144,9 +214,25 @@ class Drain:
         self._drop(len(packets), reason, None)
         return False
 
+    def _flow(self) -> None:
+        """Sets the events inputs wait on from what is held: ``space`` (see
+        congested) and ``room`` (see backlogged)."""
+        held = self.buffered + self.inflight
+        if self.buffered > self.high_water or held > self.soft_cap:
+            self.space.clear()
+        else:
+            self.space.set()
+        if held > self.high_water:
+            self.room.clear()
+        else:
+            self.room.set()
+
     def wait_space(self, timeout: float) -> None:
         """Blocks while the drain is congested, at most ``timeout`` seconds."""
-        if self.congested:
+        if self.full:
+            # the spool at its cap (or unwritable) frees no memory event: poll
+            gevent.sleep(min(timeout, 0.25))
+        elif self.congested:
             self.space.wait(timeout)
 
     def flush(self, timeout: float) -> bool:
@@ -155,21 +241,38 @@ class Drain:
 
     def close(self, timeout: float) -> None:
         """Stops taking packets, delivers what is buffered for up to ``timeout``
-        seconds, then drops (counted) what is left and closes the connections."""
+        seconds, then spools what is left (or, without a spool, drops it,
+        counted) and closes the connections."""
         self.closed = True
         self.data.set()
-        self.flush(timeout)
+        self.filled.set()
+        # memory only: what the spool holds stays there for the next start
+        deadline = time.monotonic() + timeout
+        if self.failures and self.spool is not None:
+            # the endpoint is down: a retry or two, then spool rather than wait it out
+            deadline = min(deadline, time.monotonic() + FAILING_FLUSH)
+        while (self.buf or self.inflight) and self.writers and time.monotonic() < deadline:
+            gevent.sleep(0.05)
         gevent.killall(list(self.writers), block=True, timeout=1)
-        left = sum(e[NPACKETS] for e in self.buf)
+        sp = self.spool
+        left = 0
+        for e in self.buf:
+            if e[TOKEN] is not None:
+                continue  # still in the spool: replayed at the next start
+            ok = sp is not None and sp.append(e[ITEM], e[NPACKETS])
+            if ok:
+                self.rt.metrics.inc("logtrain_drain_spooled_total", e[NPACKETS], drain=self.name)
+            else:
+                left += e[NPACKETS]
+            for a in e[ACKS] or ():
+                a.done(ok)  # held by put()
+        self.buf.clear()
+        self.buffered = 0
+        self._flow()
         if left:
-            acks = [a for e in self.buf if e[ACKS] for a in e[ACKS]]
-            self.buf.clear()
-            self.buffered = 0
-            self.room.set()
-            # the acks were held by put(): release them as failed
             self._drop(left, "shutdown", None)
-            for a in acks:
-                a.done(False)
+        if sp is not None:
+            sp.close()
         self.rt.metrics.remove(drain=self.name)
 
     # ----------------------------------------------------------------- writers
@@ -189,9 +292,14 @@ class Drain:
             size += e[NBYTES]
             entries.append(e)
         self.buffered -= size
+        sp = self.spool
+        if not buf and sp is not None and sp.unread and size < limit:
+            for item, n, token in sp.take(limit - size):
+                nbytes = _size(item)
+                entries.append([item, nbytes, n, None, token])
+                size += nbytes
         self.inflight += size
-        if self.buffered <= self.high_water:
-            self.space.set()
+        self._flow()
         return entries
 
     def _requeue(self, entries: list[list]) -> None:
@@ -199,8 +307,7 @@ class Drain:
         self.buf.extendleft(reversed(entries))
         self.inflight -= size
         self.buffered += size
-        if self.buffered > self.high_water:
-            self.space.clear()
+        self._flow()
         # Wake the other writers: they went back to waiting when this one took
         # the entries, and if it now retires nobody else would look at them
         # until the next put (lines sat in the buffer after a receiver restart).
@@ -215,21 +322,27 @@ class Drain:
         every batch that lost a packet is acknowledged as failed."""
         total = sum(e[NPACKETS] for e in entries)
         self.inflight -= sum(e[NBYTES] for e in entries)
-        if self.buffered + self.inflight <= self.high_water:
-            self.room.set()
+        self._flow()
         dropped = min(dropped, total)
         # counted before the acks fire, so that a callback sees its delivery counted
         if total > dropped:
             self.rt.metrics.inc("logtrain_drain_sent_total", total - dropped, drain=self.name)
         if dropped:
             self._drop(dropped, reason, None)
+        sp = self.spool
         for i, e in enumerate(entries):
             if e[ACKS]:
                 ok = not dropped or (failed is not None and i not in failed)
                 for a in e[ACKS]:
                     a.done(ok)
-        if not self.buf and not self.inflight:
+            if e[TOKEN] is not None:
+                sp.settle(e[TOKEN])
+        if not self.buf and not self.inflight and not self._replaying():
             self.idle.set()
+
+    def _replaying(self) -> bool:
+        sp = self.spool
+        return sp is not None and (sp.unread or bool(sp.inflight))
 
     def _writer(self) -> None:
         cfg = self.rt.config
@@ -237,7 +350,8 @@ class Drain:
         last_write = 0.0
         try:
             while True:
-                if not self.buf:
+                if not self.buf and not (self.spool is not None and self.spool.unread
+                                         and not self.closed):
                     if self.closed:
                         return
                     self.data.clear()
@@ -254,8 +368,11 @@ class Drain:
                     gevent.sleep(self.paused_until - now)
                     continue
                 gather = self.output.flush_interval - (now - last_write)
-                if gather > 0 and self.buffered < self.output.max_write and not self.closed:
-                    gevent.sleep(gather)
+                if gather > 0 and self.buffered < self.gather_at and not self.closed:
+                    # until the interval is over or a write's worth is in
+                    # (put sets filled), whichever comes first
+                    self.filled.clear()
+                    self.filled.wait(gather)
                 entries = self._take()
                 if not entries:
                     continue
@@ -279,21 +396,30 @@ class Drain:
                     raise
                 except Exception as e:  # noqa: BLE001 - every failure is retried
                     self._requeue(entries)
+                    if isinstance(e, Busy) and e.progress:
+                        self._partial(e)
+                        continue
+                    self.rt.metrics.inc("logtrain_drain_retries_total",
+                                        sum(x[NPACKETS] for x in entries), drain=self.name)
                     if conn is not None:
                         self._close_conn(conn)
                         conn = None
-                    if reused and not self.failures:
+                    if reused and not self.failures and not isinstance(e, (Busy, TimeoutError)):
                         # A connection that sat in the pool went stale (the
                         # receiver restarted): no sign the endpoint is down, so
-                        # reconnect at once rather than back off.
+                        # reconnect at once rather than back off. A timeout is
+                        # such a sign (a receiver that stopped reading).
                         continue
                     delay = self._failed(e)
+                    if isinstance(e, Busy) and e.retry_after:
+                        delay = max(delay, min(e.retry_after, cfg.drain_backoff_max))
                     if self._retire():
                         return  # shrink the pool while the endpoint is in trouble
                     if delay:
                         gevent.sleep(delay)
                     continue
                 last_write = time.monotonic()
+                self.partials = 0
                 if self.failures:
                     self._recovered()
                 self._finish(entries)
@@ -320,6 +446,8 @@ class Drain:
     # ----------------------------------------------------------------- health
 
     def _failed(self, err: Exception) -> float:
+        """Counts a failure; the seconds to wait before the next attempt. Logs
+        only changes of state: healthy -> failing -> paused (-> recovered)."""
         cfg = self.rt.config
         log = self.rt.log
         now = time.monotonic()
@@ -328,30 +456,52 @@ class Drain:
         reason = self.output.url.scrub(_describe(err))  # messages may quote the URL
         if self.failures == 1:
             self.failing_since = now
-            self.rt.ratelimit.forget(("drain-failing", self.name))
-            self.rt.ratelimit.allow(("drain-failing", self.name))
+            self.state = "failing"
             log.warning("drain unreachable, buffering", drain=self.name, error=reason,
-                        buffered_bytes=self.buffered)
-        else:
-            held = self.rt.ratelimit.allow(("drain-failing", self.name))
-            if held is not None:
-                log.warning("drain still failing", drain=self.name, error=reason,
-                            attempts=self.failures, seconds=round(now - self.failing_since, 1),
-                            buffered_bytes=self.buffered)
+                        buffered_bytes=self.buffered,
+                        spooling=self.spool is not None)
         if self.failures >= cfg.drain_pause_after:
-            if not self.paused_until:
+            # each pause twice the last, from DRAIN_PAUSE_INTERVAL up to DRAIN_PAUSE_MAX
+            first = self.state != "paused"
+            self.pause = (cfg.drain_pause_interval if first
+                          else min(cfg.drain_pause_max, max(self.pause, 0.01) * 2))
+            if first:
+                self.state = "paused"
                 log.warning("drain paused after repeated failures", drain=self.name,
-                            attempts=self.failures, retry_every=cfg.drain_pause_interval)
-            self.paused_until = now + cfg.drain_pause_interval
+                            attempts=self.failures, error=reason,
+                            pause_seconds=self.pause, pause_max_seconds=cfg.drain_pause_max)
+            self.paused_until = now + self.pause
             return 0.0
         base = min(cfg.drain_backoff_max, 0.1 * (2 ** min(self.failures - 1, 20)))
         return base * random.uniform(0.5, 1.5)
 
+    def _partial(self, err: Busy) -> None:
+        """The endpoint took part of a write and asks for the rest later: it
+        is healthy (a failure streak ends), the rest waits a short backoff
+        that doubles while this repeats, and the connection stays."""
+        self.partials += 1
+        self.rt.metrics.inc("logtrain_drain_errors_total", drain=self.name)
+        if self.failures:
+            self._recovered()
+        if self.rt.ratelimit.allow(("drain-partial", self.name)) is not None:
+            self.rt.log.warning("drain endpoint asked for part of a write again", drain=self.name,
+                                error=self.output.url.scrub(_describe(err)))
+        base = min(self.rt.config.drain_backoff_max, 0.05 * (2 ** min(self.partials, 10)))
+        gevent.sleep(max(base * random.uniform(0.5, 1.5), err.retry_after))
+
     def _recovered(self) -> None:
         self.rt.log.info("drain recovered", drain=self.name, attempts=self.failures,
+                         was=self.state,
                          outage_seconds=round(time.monotonic() - self.failing_since, 1))
         self.failures = 0
         self.paused_until = 0.0
+        self.pause = 0.0
+        self.state = "healthy"
+
+    def _spool_dropped(self, n: int, reason: str) -> None:
+        """The spool dropped (its cap) or lost (a corrupt segment) ``n`` packets;
+        it logs them itself."""
+        self.rt.metrics.inc("logtrain_drain_dropped_total", n, drain=self.name, reason=reason)
 
     def _drop(self, n: int, reason: str, acks: list | None) -> None:
         self.rt.metrics.inc("logtrain_drain_dropped_total", n, drain=self.name, reason=reason)
@@ -369,6 +519,15 @@ class Drain:
             self.rt.log.warning("drain endpoint rejected data", drain=self.name,
                                 error=self.output.url.scrub(_describe(err)),
                                 rejections_since_last_report=held)
+
+
+def _size(item: object) -> int:
+    """Bytes of an item taken back from the spool (what encode reported for it)."""
+    if isinstance(item, (bytes, bytearray)):
+        return len(item)
+    if isinstance(item, (list, tuple)):
+        return sum(_size(x) for x in item if not isinstance(x, int))
+    return 0
 
 
 def _describe(err: Exception) -> str:

@@ -15,6 +15,11 @@ the lines are read again (at least once: drains that took them get them
 twice, which is counted in ``rewinds``). A compressed file (``.gz``, a
 rotated file kubelet compressed while the agent was down) is read through
 gzip; its offsets count uncompressed bytes.
+
+With multiline joining (``multiline``, a logtrain/transform/multiline.py
+Joiner set by the tailer) the packets of a chunk pass through the joiner, and
+``safe`` stops at the first line of a group still pending: a commit never
+splits a group.
 """
 
 from __future__ import annotations
@@ -93,11 +98,14 @@ class FileFollower:
         self.wd: int | None = None  # its inotify watch (None: polled)
         self.more = True  # may have unread data: read at the next round
         self.done = False
+        self.at_end = False  # the last read was short: the end of the file, for now
         self.fingerprint = ""
         self.rewinds = 0
         self.lines = 0
+        self.objects = 0  # lines of the last chunk whose message starts with "{"
         self.bad = 0  # lines of the last chunk the parser could not read
         self.split = 0  # lines of the last chunk split at a size limit
+        self.multiline: Any = None  # a Joiner (logtrain/transform/multiline.py), or None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -153,19 +161,27 @@ class FileFollower:
         self.generation += 1
         self.splitter = LineSplitter(self.max_line)
         self.parser.partial.clear()
+        if self.multiline is not None:
+            self.multiline.reset()
 
     def read(self, limit: int = READ_SIZE) -> list[Packet] | None:
         """The packets of the next chunk; None at the end of the file (after a
         rotation, the partial last line and anything joined are emitted)."""
         data = self.gz.read(limit) if self.compressed else self._pread(limit, self.pos)
+        # a short read is the end for now: the caller need not read again to
+        # learn it (one pread per changed file per round instead of two)
+        self.at_end = len(data) < limit
         if not data:
             if self.rotated:
                 return self._finish()
             return None
         if isinstance(self.parser, _NoParser):
             self.parser = self.make_parser(data[:1])
+        base = self.pos - self.splitter.pending  # the offset of the chunk's first line
+        joining = bool(self.parser.partial)
         self.pos += len(data)
         cuts, joins = self.splitter.cuts, getattr(self.parser, "splits", 0)
+        objects = getattr(self.parser, "objects", 0)
         lines = self.splitter.feed(data)
         if not self.fingerprint and self.pos >= FINGERPRINT_BYTES:
             self._fingerprint()
@@ -174,6 +190,27 @@ class FileFollower:
         # lines over MAX_FRAME_SIZE cut, and joined lines emitted at their limit
         self.split = (self.splitter.cuts - cuts) + (getattr(self.parser, "splits", 0) - joins)
         self.lines += len(lines)
+        # lines that may be JSON objects: without any, structured logs skip the batch
+        self.objects = getattr(self.parser, "objects", 0) - objects
+        ml = self.multiline
+        if ml is not None and packets:
+            # file offsets per packet only when each line made one packet
+            exact = (not bad and not joining and not self.parser.partial and not self.split
+                     and len(packets) == len(lines))
+            packets = ml.feed(packets, lines if exact else None, base)
+        if not self.parser.partial:
+            if ml is None or not ml.pending:
+                self.safe = self.pos - self.splitter.pending
+            else:
+                start = ml.pending_start()
+                if start is not None and start > self.safe:
+                    self.safe = start
+        return packets
+
+    def flush_group(self) -> list[Packet]:
+        """The pending multiline groups, sent after MULTILINE_TIMEOUT; the
+        offset after them may be committed."""
+        packets = self.multiline.flush()
         if not self.parser.partial:
             self.safe = self.pos - self.splitter.pending
         return packets
@@ -184,8 +221,12 @@ class FileFollower:
         packets: list[Packet] = []
         if rest:
             packets, _ = self.parser.parse_batch([rest])
+        if self.multiline is not None and packets:
+            packets = self.multiline.feed(packets, None, self.pos)
         if self.parser.partial:  # pieces of a joined line whose end never came
             packets = packets + self.parser.flush()
+        if self.multiline is not None:
+            packets = packets + self.multiline.flush()
         self.safe = self.pos
         self.done = True
         return packets or None
@@ -233,6 +274,8 @@ class FileFollower:
         self.pos = self.safe = self.committed
         self.splitter = LineSplitter(self.max_line)
         self.parser.partial.clear()
+        if self.multiline is not None:
+            self.multiline.reset()
         self.done = False
         if self.compressed:
             self.gz.seek(self.committed)

@@ -3,13 +3,15 @@
 ``Conn`` holds the socket, its receive buffer and the state the server's
 connection management looks at; ``Body`` reads a request body from it in
 pieces, within the route's limit, decoding chunked framing with
-``logtrain.http11.ChunkedReader``.
+``logtrain.http11.ChunkedReader``; ``Stream`` is a response body written as it
+is made (live tails), in place of bytes.
 """
 
 from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 from logtrain.http11 import ChunkedReader, HTTPError, Request
 
@@ -110,3 +112,29 @@ class Body:
         while not self.done:
             parts.append(self.read())
         return b"".join(parts)
+
+
+class Stream:
+    """A response whose body is written as it is made, for as long as the
+    client stays (a live tail). A handler returns one in place of the body's
+    bytes; the server sends the head (chunked on HTTP/1.1, delimited by the
+    connection's close on HTTP/1.0), calls ``run`` with the socket and a
+    function that sends one piece, ends the body, and closes the connection."""
+
+    def run(self, sock: socket.socket, send: Callable[[bytes], None]) -> None:
+        raise NotImplementedError
+
+    def serve(self, conn: Conn, chunked: bool, status: str, headers: list[tuple[str, str]]) -> None:
+        sock = conn.sock
+        head = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in headers]
+        head += ["Transfer-Encoding: chunked"] if chunked else []
+        conn.state = "stream"  # never evicted: it holds a request, not an idle slot
+        sock.sendall(("\r\n".join(head + ["Connection: close"]) + "\r\n\r\n").encode("latin-1"))
+
+        def send(data: bytes) -> None:
+            if data:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+
+        self.run(sock, send)
+        if chunked:
+            sock.sendall(b"0\r\n\r\n")  # ended by the agent (shutting down): a clean end

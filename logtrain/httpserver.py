@@ -2,9 +2,10 @@
 persistent reads, /metrics and /health: sockets, dispatch, connection management.
 
 Handlers are registered by exact path or by prefix and return (status, headers,
-body). A handler gets the whole body as bytes (small bodies: the API), or, when
-registered with ``stream=True`` (the HTTP inputs), a ``Body`` it reads piece by
-piece, so no body is ever held whole.
+body); a ``Stream`` body (live tails) is written as it is made. A handler gets
+the request's whole body as bytes (small bodies: the API), or, when registered
+with ``stream=True`` (the HTTP inputs), a ``Body`` it reads piece by piece, so
+no body is ever held whole.
 
 HTTP/1.1 is written here on gevent's StreamServer rather than with
 gevent.pywsgi (which pulls in http.client and email, about 2 MB) or h11 (about
@@ -45,11 +46,11 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from logtrain.http11 import HeadReader, HTTPError, Request
-from logtrain.httpconn import READ, Body, Conn
+from logtrain.httpconn import READ, Body, Conn, Stream
 from logtrain.runtime import Runtime
 from logtrain.urls import hostport
 
-Response = tuple[str, list[tuple[str, str]], bytes]
+Response = tuple[str, list[tuple[str, str]], "bytes | Stream"]
 Handler = Callable[[dict, Any], Response]
 Guard = Callable[[dict], Response | None]
 
@@ -102,7 +103,13 @@ class HTTPServer:
         self.budget = rt.partial  # shared with every input's connections
         self.max_head = cfg.http_max_header_size
         self.scratch = bytearray(READ)  # where lingering connections discard what they read
+        # set by the agent: what it is still doing before it is ready (None: ready)
+        self.starting: Callable[[], str | None] = lambda: None
         self.add("/health", ("GET",), self._health)
+        self.add("/healthz", ("GET",), self._health)  # alive (the Kubernetes names)
+        self.add("/readyz", ("GET",), self._ready)
+        # (ready, why not) from the agent: datasources loaded, inputs listening
+        self.readiness: Callable[[], tuple[bool, str]] = lambda: (False, "starting")
         rt.metrics.gauge("logtrain_input_connections", lambda: len(self.conns), input="http")
         rt.metrics.gauge("logtrain_input_partial_bytes", lambda: self.budget.total)
 
@@ -114,9 +121,18 @@ class HTTPServer:
             return json_response("200 OK" if ok else "503 Service Unavailable",
                                  {"status": "ok" if ok else "failing", "tasks": tasks})
         if ok:
+            doing = self.starting()
+            if doing:
+                return "503 Service Unavailable", [], f"starting: {doing}\n".encode()
             return "200 OK", [], b"ok\n"
         failing = ", ".join(n for n, t in tasks.items() if t["state"] == "failing")
         return "503 Service Unavailable", [], f"failing: {failing} keeps crashing\n".encode()
+
+    def _ready(self, env: dict, body: bytes) -> Response:
+        ok, why = self.readiness()
+        if ok:
+            return "200 OK", [], b"ready\n"
+        return "503 Service Unavailable", [], f"not ready: {why}\n".encode()
 
     def add(self, path: str, methods: tuple[str, ...], handler: Handler,
             max_body: int = 0, guard: Guard | None = None, stream: bool = False) -> None:
@@ -377,7 +393,7 @@ class HTTPServer:
         path, _, query = req.target.partition("?")
         env: dict[str, Any] = {"REQUEST_METHOD": req.method, "PATH_INFO": unquote(path, "latin-1"),
                                "QUERY_STRING": query, "SERVER_PROTOCOL": req.version,
-                               "REMOTE_ADDR": conn.peer}
+                               "REMOTE_ADDR": conn.peer, "logtrain.reserve": conn.reserve}
         for name, value in req.headers:
             if "_" in name:
                 continue  # Foo_Bar and Foo-Bar would share a key: such fields are ignored
@@ -395,6 +411,9 @@ class HTTPServer:
             status, headers, data = self._dispatch(conn, env, req, body)
         finally:
             self._hold(conn, 0)
+        if isinstance(data, Stream):
+            data.serve(conn, req.version == "HTTP/1.1", status, headers)
+            return False
         keep = req.keep_alive
         if not body.done:
             # the body was refused unread: the connection cannot be reused

@@ -24,6 +24,7 @@ from logtrain.kubeapi import KubeClient, KubeError
 
 HOSTNAME_ANNOTATION = "logtrain.akkeris.io/hostname"
 TAG_ANNOTATION = "logtrain.akkeris.io/tag"
+MULTILINE_ANNOTATION = "logtrain.akkeris.io/multiline"  # read by the file tailer
 APP_LABEL = "akkeris.io/app-name"
 DYNO_LABEL = "akkeris.io/dyno-type"
 ONEOFF_LABEL = "akkeris.io/oneoff"
@@ -127,7 +128,8 @@ def _meta(obj: dict) -> dict:
     # kilobytes of kubectl's last-applied-configuration
     labels = {k: v for k, v in (m.get("labels") or {}).items() if k.startswith("akkeris.io")}
     notes = m.get("annotations") or {}
-    notes = {k: notes[k] for k in (HOSTNAME_ANNOTATION, TAG_ANNOTATION) if k in notes}
+    notes = {k: str(notes[k])[:1024] for k in (HOSTNAME_ANNOTATION, TAG_ANNOTATION,
+                                                MULTILINE_ANNOTATION) if k in notes}
     return {"name": m.get("name", ""), "namespace": m.get("namespace", ""),
             "labels": labels, "annotations": notes, "controller": ctrl}
 
@@ -175,6 +177,15 @@ class Namer:
             return entry[0]
         self._enqueue(key)
         return fallback_names(pod, namespace, self.akkeris)
+
+    def annotation(self, pod: str, namespace: str, name: str) -> str | None:
+        """An annotation of the pod (or of the top of its controller chain),
+        once the API has answered; None before, or when it has none."""
+        entry = self._pods.get((namespace, pod))
+        meta = entry[2] if entry is not None else None
+        if meta is None:
+            return None
+        return meta["annotations"].get(name)
 
     def forget(self, pod: str, namespace: str) -> None:
         """The pod's files are gone: drop its cache entry."""

@@ -13,7 +13,8 @@ from logtrain.supervise import Supervisor
 
 
 class Runtime:
-    __slots__ = ("config", "log", "metrics", "ratelimit", "partial", "tasks", "persistent")
+    __slots__ = ("config", "log", "metrics", "ratelimit", "partial", "tasks", "persistent",
+                 "spools")
 
     def __init__(self, config: Config, log: Log, metrics: Metrics, ratelimit: RateLimit) -> None:
         self.config = config
@@ -27,3 +28,6 @@ class Runtime:
         # the persistent store (logtrain.persistent_store), set by the agent
         # when PERSISTENT=true: persistent:// drains and reads share it
         self.persistent: Any = None
+        # every drain's disk spool (logtrain.spool.Spools), set by the agent
+        # when STATE_DIR is usable and SPOOL_MAX_BYTES is not 0
+        self.spools: Any = None

@@ -29,7 +29,7 @@ class Setting:  # not a dataclass: dataclasses loads inspect and ast (~1 MB)
                  needs: tuple[str, ...] = (), role: str = "", check: Check | None = None,
                  unavailable: str = "") -> None:
         self.name = name
-        self.kind = kind  # bool, int, port, size, float, str, files
+        self.kind = kind  # bool, int, port, size, float, str, files, table, tables
         self.default = default
         self.help = help
         self.section = section
@@ -71,6 +71,18 @@ def _by(parse_name: str) -> Check:
     return check
 
 
+def _transform(name: str) -> Check:
+    """A check from logtrain/transform/checks.py (imported only to check)."""
+    def check(v: Any) -> str | None:
+        if v in ("", (), [], {}):
+            return None  # nothing configured: nothing to load
+        from logtrain.transform import checks
+
+        return getattr(checks, name)(v)
+
+    return check
+
+
 def _postgres_url(v: str) -> str | None:
     if v and "://" in v and not v.startswith(("postgres://", "postgresql://")):
         from logtrain.urls import mask_dsn
@@ -93,6 +105,9 @@ SETTINGS: list[Setting] = [
     S("STATE_DIR", "str", "/var/lib/logtrain", "directory for checkpoints and spools", "agent",
       path=True),
     S("METRICS", "bool", False, "serve Prometheus metrics on HTTP_PORT at /metrics", "agent"),
+    S("METRICS_ORIGINAL_INTERVAL", "float", 300.0,
+      "seconds between the observations of the original logtrain's histograms "
+      "(logtrain_packets_sent and the like) on /metrics", "agent", low=0.1),
     S("STATS_INTERVAL", "float", 60.0,
       "seconds between progress lines in the agent's log (0: never)", "agent", low=0),
     S("SHUTDOWN_TIMEOUT", "float", 10.0, "seconds to flush drains on SIGTERM", "agent", low=0),
@@ -101,6 +116,11 @@ SETTINGS: list[Setting] = [
       "routes", path=True, role="datasource"),
     S("ROUTES_RELOAD_INTERVAL", "float", 0.5, "seconds between checks of ROUTES_FILE for changes",
       "routes", low=0.01),
+    S("ROUTES_STARTUP_WAIT", "float", 30.0,
+      "seconds lines for hostnames without a route wait at start while datasources load "
+      "their routes (then they are dead packets)", "routes", low=0.0),
+    S("ROUTES_STARTUP_BUFFER", "size", 4 << 20,
+      "bytes of such early lines held at most (beyond: dead packets, counted)", "routes", low=0),
     S("POSTGRES", "bool", False, "routes from the Postgres drains table", "routes",
       needs=("DATABASE_URL",), role="datasource"),
     S("DATABASE_URL", "str", "", "Postgres URL for POSTGRES", "routes", secret=True, dsn=True,
@@ -119,8 +139,20 @@ SETTINGS: list[Setting] = [
     S("DATASOURCE_BACKOFF_MAX", "float", 30.0,
       "longest wait between reconnections to a datasource, seconds", "routes", low=0),
     S("API_TOKEN", "str", "",
-      "bearer token of the routes API (off when unset) and of persistent reads", "routes",
-      secret=True),
+      "bearer token of the routes API (off when unset), of persistent reads, live tails and "
+      "the status page's data", "routes", secret=True),
+    # --- live tails and the status page
+    S("STATUS_PAGE", "bool", True, "the status page at / (its data at /status.json; behind "
+      "API_TOKEN when it is set)", "tails"),
+    S("MAX_TAILS", "int", 10, "most concurrent live tails (GET /tail); beyond it 429 (0: no "
+      "tails)", "tails", low=0),
+    S("TAIL_BUFFER_SIZE", "size", 256 << 10, "bytes queued per live tail; a client reading "
+      "slower than lines flow loses lines (counted, and a marker line says how many)", "tails",
+      low=1024),
+    S("TAIL_CPU_SHARE", "float", 0.02, "most of the agent's time all live tails together may "
+      "take, in cores (0.02: a fiftieth of one, split between the tails); past it a tail's "
+      "lines are dropped and marked, so tails never slow the drains", "tails", low=0.001,
+      high=1),
     # --- inputs
     S("SYSLOG_TCP", "bool", False, "syslog over TCP input", "inputs", role="input"),
     S("SYSLOG_TCP_PORT", "port", 9002, "port of the syslog TCP input", "inputs"),
@@ -218,7 +250,7 @@ SETTINGS: list[Setting] = [
     S("UDP_RECEIVE_BUFFER", "size", 4 << 20, "SO_RCVBUF of the UDP input, bytes", "limits", low=0),
     # --- drains
     S("DRAIN_BUFFER_SIZE", "size", 8 << 20,
-      "memory buffer per drain, bytes; beyond it lines are dropped and counted", "drains", low=1),
+      "memory buffer per drain, bytes; beyond it lines go to the spool (or, without one, are dropped, counted)", "drains", low=1),
     S("DRAIN_MAX_CONNECTIONS", "int", 4,
       "most connections per drain (the pool grows under pressure)", "drains", low=1),
     S("DRAIN_CONNECT_TIMEOUT", "float", 5.0, "seconds to connect to a drain", "drains", low=0.01),
@@ -228,12 +260,59 @@ SETTINGS: list[Setting] = [
       "drains", low=0),
     S("DRAIN_PAUSE_AFTER", "int", 10, "consecutive failures after which a drain is paused",
       "drains", low=1),
-    S("DRAIN_PAUSE_INTERVAL", "float", 30.0, "seconds between attempts of a paused drain",
+    S("DRAIN_PAUSE_INTERVAL", "float", 2.0,
+      "first pause of a failing drain, seconds; each next pause is twice as long",
+      "drains", low=0),
+    S("DRAIN_PAUSE_MAX", "float", 300.0, "longest pause of a failing drain, seconds", "drains",
+      low=0),
+    S("SPOOL_MAX_BYTES", "size", 256 << 20,
+      "disk spool per drain under STATE_DIR/spool, bytes; past it the oldest is dropped, "
+      "counted; 0: no spool", "drains", low=0),
+    S("SPOOL_TOTAL_MAX_BYTES", "size", 1 << 30,
+      "disk spool of all drains together, bytes; past it the oldest of all is dropped",
       "drains", low=0),
     S("DRAIN_IDLE_TIMEOUT", "float", 60.0, "seconds before an idle drain connection is closed",
       "drains", low=0.01),
     S("UDP_MAX_PAYLOAD", "size", 2048, "largest syslog+udp datagram sent, bytes", "drains", low=64,
       high=65507),
+    # --- transformations (logtrain/transform/)
+    S("REDACT", "str", "",
+      "built-in redaction for every line: default (url_password, bearer_token, api_key, "
+      "aws_access_key, card_number) or a comma-separated list of names (email too); off when "
+      "unset", "transform", check=_transform("check_redact")),
+    S("REDACT_PATTERNS", "table", (),
+      "the operator's own redaction patterns for every line: a table name = \"REGEX\" in the "
+      "TOML file (JSON object in the environment); each match becomes [REDACTED:name]",
+      "transform", check=_transform("check_redact_patterns")),
+    S("REDACT_HOSTS", "tables", (),
+      "redaction per hostname glob: [[redact_hosts]] tables (hosts, redact, patterns)",
+      "transform", check=_transform("check_redact_hosts")),
+    S("FILTERS", "tables", (),
+      "filters per hostname glob: [[filters]] tables (hosts, min_severity, max_severity, "
+      "match, exclude, tag); drain URLs take the same options as query parameters",
+      "transform", check=_transform("check_filters")),
+    S("MULTILINE", "tables", (),
+      "multiline joining of container and file logs: [[multiline]] tables (files = GLOB, "
+      "mode = java|python|go|nodejs, or start = REGEX); the pod annotation "
+      "logtrain.akkeris.io/multiline does the same per pod", "transform",
+      check=_transform("check_multiline")),
+    S("MULTILINE_TIMEOUT", "float", 1.0,
+      "seconds a pending multiline group waits for more lines before it is sent", "transform",
+      low=0.01),
+    S("MULTILINE_MAX_BYTES", "size", 64 << 10,
+      "largest joined multiline message, bytes; a group reaching it is sent (a pending group "
+      "is held in memory per stream of each joined file)", "transform", low=1),
+    S("MULTILINE_MAX_LINES", "int", 1000,
+      "most lines joined into one message; a group reaching it is sent", "transform", low=1),
+    S("STRUCTURED_LOGS", "bool", True,
+      "container lines that are JSON objects take their severity from level/severity keys",
+      "transform"),
+    S("STRUCTURED_MESSAGE", "str", "keep",
+      "keep: drains get a JSON line as it was; extract: the message becomes its msg/message "
+      "value", "transform", choices=("keep", "extract")),
+    S("STRUCTURED_FIELDS_KEY", "str", "",
+      "where the Elasticsearch drain puts a JSON line's fields: under this key, or merged at "
+      "the top of the document when empty", "transform"),
 ]
 BY_NAME = {s.name: s for s in SETTINGS}
 SECTIONS = {
@@ -243,8 +322,10 @@ SECTIONS = {
     "kubernetes": "Kubernetes",
     "files": "Files (both file inputs)",
     "persistent": "Persistent logs",
+    "tails": "Live tails and the status page",
     "limits": "Limits of inputs",
     "drains": "Drains",
+    "transform": "Transformations",
 }
 
 

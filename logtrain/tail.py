@@ -86,6 +86,7 @@ class _JoinerPy:
         self.tag = tag
         self.max_join = max_join
         self.splits = 0  # joined lines emitted at max_join, the rest to follow
+        self.objects = 0  # lines whose message starts with '{' (JSON, maybe)
         self.partial: dict[bytes, tuple[str, list[bytes], int]] = {}
         self.stdout_severity = SEVERITY[b"stdout"]  # AKKERIS: 0, as the original sends lines
         self.stderr_severity = SEVERITY[b"stderr"]
@@ -94,6 +95,8 @@ class _JoinerPy:
     def _packet(self, stream: bytes, t: str, msg: bytes) -> Packet:
         sev = self.stdout_severity if stream == b"stdout" else self.stderr_severity
         head, mid = frame_head(self.hostname, self.tag, sev, self.facility)
+        if msg[:1] == b"{":
+            self.objects += 1
         raw = head + t.encode("ascii") + mid + msg
         return Packet(sev, self.facility, self.hostname, self.tag, t, None,
                       raw=raw, msg_at=len(raw) - len(msg))

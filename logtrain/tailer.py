@@ -23,6 +23,10 @@ in one supervised task:
   A file first seen is read from its start when the agent ran before (it
   was created since: every followed file has a checkpoint), and per
   FILES_START_AT on the very first run.
+* Multiline joining (logtrain/transform/multiline.py): each follower gets
+  a Joiner from the MULTILINE rules (by file glob) or from the input's
+  ``multiline`` (a pod's annotation); a group pending past MULTILINE_TIMEOUT
+  is sent at the next round.
 * Backpressure: a file whose drains are backlogged (see Drain.backlogged,
   healthy or not) is not read until they have room, so the file is the
   buffer: nothing is dropped and memory does not grow.
@@ -43,6 +47,8 @@ from logtrain.follow import FileFollower
 from logtrain.rotated import RotatedFiles
 from logtrain.router import Router
 from logtrain.runtime import Runtime
+from logtrain.transform.multiline import Rules
+from logtrain.transform.structured import Structured
 from logtrain.watching import FAST_POLL, POLL, SOON, Watching
 
 ROUND_BYTES = 256 << 10
@@ -59,7 +65,9 @@ Describe = Callable[[str], tuple[str, str, Callable[[bytes], Any]] | None]
 class Tailer(RotatedFiles, Watching):
     def __init__(self, rt: Runtime, router: Router, name: str, discover: Callable[[], list[str]],
                  describe: Describe, directories: list[str],
-                 names: Callable[[str], tuple[str, str] | None] | None = None) -> None:
+                 names: Callable[[str], tuple[str, str] | None] | None = None,
+                 multiline: Callable[[str], str | None] | None = None,
+                 structured: bool = False) -> None:
         self.rt = rt
         self.router = router
         self.name = name
@@ -69,6 +77,12 @@ class Tailer(RotatedFiles, Watching):
         # a file's (hostname, tag) now, when they can change (the Kubernetes
         # API answered after the first lines were named from the file name)
         self.names = names
+        # multiline joining: the TOML rules, and the spec an input gives per path
+        self.multiline = multiline
+        self.joining = Rules(rt) if (rt.config.multiline or multiline) else None
+        # JSON lines: severity (and message) from their keys (container logs)
+        self.structured = (Structured(rt.config.structured_message == "extract")
+                           if structured and rt.config.structured_logs else None)
         cfg = rt.config
         self.checkpoints = Checkpoints(os.path.join(cfg.state_dir, f"{name}.checkpoints.json"))
         self.followers: dict[tuple[int, int], FileFollower] = {}
@@ -83,6 +97,7 @@ class Tailer(RotatedFiles, Watching):
         self.rescan_due = False
         self.changed: set[int] = set()  # watch descriptors of files written since the last round
         self.full: set = set()  # backlogged drains a file waited for in the last round
+        self.objects_seen = False  # a file line read since the last routing may be JSON
         self.visit_all = True  # no inotify word on what changed (a poll, a start): read every file
         self.unwatched = 0
         self.first_run = True
@@ -167,6 +182,7 @@ class Tailer(RotatedFiles, Watching):
         f.seek(min(offset, f.size()) if not compressed else offset)
         f.name = name or path
         f.names = (hostname, tag)
+        self._join(f)
         self.followers[f.key] = f
         self.hosts[f.key] = hostname
         self.rt.metrics.gauge("logtrain_file_lag_bytes",
@@ -249,6 +265,20 @@ class Tailer(RotatedFiles, Watching):
                 continue
             f.rename(*now)
             self.hosts[key] = now[0]
+        for f in self.followers.values():
+            if f.multiline is None:
+                self._join(f)  # a pod's annotation known only now
+
+    def _join(self, f: FileFollower) -> None:
+        if self.joining is None:
+            return
+        spec = self.multiline(f.name) if self.multiline is not None else None
+        try:
+            f.multiline = self.joining.joiner(f.name, spec)
+        except ValueError as e:
+            if self.rt.ratelimit.allow(("multiline", f.name)) is not None:
+                self.rt.log.warning("multiline annotation ignored", input=self.name,
+                                    path=f.name, error=str(e))
 
     def _rotation(self, f: FileFollower, how: str) -> None:
         if self.by_path.get(f.path) is f:
@@ -292,6 +322,10 @@ class Tailer(RotatedFiles, Watching):
                 self._wait_room()
             elif any(f.pending for f in self.followers.values()):
                 self._wait(SOON)  # acknowledgements are due: commit them soon
+            elif self.joining is not None and any(
+                    f.multiline is not None and f.multiline.pending
+                    for f in self.followers.values()):
+                self._wait(self.rt.config.multiline_timeout / 2)  # a group to send in time
             else:
                 self._wait()
 
@@ -330,6 +364,9 @@ class Tailer(RotatedFiles, Watching):
         for key, f in list(self.followers.items()):
             if f.done:
                 continue
+            if f.multiline is not None and f.multiline.due(now):
+                batch.extend(f.flush_group())  # no more lines came: the group is whole
+                marks.append(f.mark())
             if not (visit_all or f.more or f.rotated or f.gone_since or f.wd is None
                     or f.wd in changed):
                 continue  # not written since it was last read to its end
@@ -360,6 +397,8 @@ class Tailer(RotatedFiles, Watching):
                     self.rt.metrics.inc("logtrain_file_lines_split_total", f.split,
                                         input=self.name)
                 if packets:
+                    if f.objects:
+                        self.objects_seen = True
                     batch.extend(packets)
                     marks.append(f.mark())
                     if len(batch) >= BATCH:
@@ -367,7 +406,7 @@ class Tailer(RotatedFiles, Watching):
                         batch, marks = [], []
                 else:
                     f.pending.append([f.safe, True])  # nothing to deliver up to here
-                if f.done:
+                if f.done or (f.at_end and not f.rotated):
                     break
             busy = busy or got > 0
         if batch:
@@ -376,6 +415,9 @@ class Tailer(RotatedFiles, Watching):
 
     def _route(self, batch: list, marks: list) -> None:
         self.rt.metrics.inc("logtrain_input_frames_total", len(batch), input=self.name)
+        if self.structured is not None and self.objects_seen:
+            batch = self.structured.apply(batch)
+        self.objects_seen = False
 
         def done(ok: bool) -> None:
             for m in marks:

@@ -21,6 +21,7 @@ retried like an unreachable endpoint) at connect time. Both are counted in
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable
@@ -88,14 +89,19 @@ def parse_networks(text: str) -> list[Network]:
 def _addresses(host: str) -> list[Address] | None:
     """The address a literal host is, plus the IPv4 address an IPv4-mapped
     IPv6 address carries; None for a name."""
+    addrs = _literal(host)
+    return None if addrs is None else list(addrs)
+
+
+@functools.lru_cache(maxsize=1024)  # thousands of routes name a few endpoints' hosts
+def _literal(host: str) -> tuple[Address, ...] | None:
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0].strip("[]"))
     except ValueError:
         return None
-    out: list[Address] = [ip]
     if ip.version == 6 and ip.ipv4_mapped is not None:
-        out.append(ip.ipv4_mapped)
-    return out
+        return ip, ip.ipv4_mapped
+    return (ip,)
 
 
 def _in(addrs: Iterable[Address], nets: list[Network]) -> Network | None:

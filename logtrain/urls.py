@@ -9,8 +9,10 @@ harmless is masked.
 
 * userinfo: ``user:****@`` (a user with no password is often a token: ``****@``);
 * query: every value is ``****`` except the drain options the outputs accept
-  (``framing``, ``maxlen``, ``insecure``, ``index``, ``auth`` when it names a
-  scheme, ``ca`` shortened); a query item without ``=`` is ``****`` whole;
+  (``framing``, ``maxlen``, ``insecure``, ``index``, ``daily``, ``data_stream``,
+  ``gzip``, ``batch_size``, ``batch``, ``auth`` when it names a scheme, ``ca``
+  shortened, and the filter options ``min_severity``, ``max_severity``,
+  ``match``, ``exclude``, ``tag``); a query item without ``=`` is ``****`` whole;
 * fragment: ``#****``;
 * path (network drains only): a segment that looks like a token is ``****``:
   16 or more characters of ``[A-Za-z0-9._~+=%-]`` mixing at least two of
@@ -28,7 +30,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "****"
 # Drain options the outputs accept whose values are not secrets.
-_DRAIN_OPTIONS = frozenset(("framing", "maxlen", "insecure", "index", "ca"))
+_DRAIN_OPTIONS = frozenset(("framing", "maxlen", "insecure", "index", "ca", "daily",
+                            "data_stream", "gzip", "batch_size", "batch", "min_severity",
+                            "max_severity", "match", "exclude", "tag"))
 _AUTH_SCHEMES = frozenset(("basic", "bearer", "apikey"))
 # libpq connection settings whose values are not secrets (paths to key files
 # included: a path is not the key).
@@ -188,8 +192,8 @@ _SAFE_PARSE_ERRORS = ("Port out of range 0-65535", "Invalid IPv6 URL")
 class DrainURL:
     """A parsed drain URL: scheme, host, port, path, query options."""
 
-    __slots__ = ("raw", "scheme", "host", "port", "path", "query", "username", "password", "safe",
-                 "secrets")
+    __slots__ = ("raw", "scheme", "host", "port", "path", "query", "username", "password",
+                 "_masked")
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
@@ -213,7 +217,23 @@ class DrainURL:
         self.query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.username = parts.username
         self.password = parts.password
-        self.safe, self.secrets = _mask_uri(raw, _drain_option_harmless, token_paths=True)
+        self._masked: tuple[str, list[str]] | None = None  # (safe, secrets), made when first asked
+
+    @property
+    def safe(self) -> str:
+        """The URL with every credential masked, for logs, metrics and answers."""
+        return self._mask()[0]
+
+    @property
+    def secrets(self) -> list[str]:
+        return self._mask()[1]
+
+    def _mask(self) -> tuple[str, list[str]]:
+        # Not in __init__: thousands of routes are admitted without ever being logged.
+        m = self._masked
+        if m is None:
+            m = self._masked = _mask_uri(self.raw, _drain_option_harmless, token_paths=True)
+        return m
 
     def scrub(self, text: str) -> str:
         """``text`` (an error message) without this URL's credentials."""

@@ -3,8 +3,9 @@
 # OpenSSL network driver for the TLS listener), util-linux logger, openssl,
 # socat (logger speaks no TLS: socat carries its lines over TLS), and the
 # PostgreSQL server binaries (the tests run their own throwaway cluster with
-# initdb and pg_ctl; no system service is needed), and what make binary and
-# make deb build with (Debian's python3.11, lintian).
+# initdb and pg_ctl; no system service is needed), Debian's Chromium with
+# its chromedriver (the status page is tested in a real headless browser), and
+# what make binary and make deb build with (Debian's python3.11, lintian).
 # Idempotent; runs as root (as on CI) or through sudo.
 set -euo pipefail
 need=()
@@ -25,6 +26,8 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v adduser >/dev/null 2>&1 || need+=(adduser)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

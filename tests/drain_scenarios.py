@@ -98,7 +98,7 @@ def scenario_routing() -> dict:
     r.add_route("file", "*.prod", f["both"])
     r.add_route("postgres", "*.prod", f["both"])  # the same route from a second datasource
     errors = []
-    for bad in ("kafka://x", "syslog+tcp://", "syslog+tcp://h:99999", "es://x", "nonsense"):
+    for bad in ("kafka://x", "syslog+tcp://", "syslog+tcp://h:99999", "es://x?auth=nope", "nonsense"):
         try:
             r.add_route("file", "x", bad)
         except ValueError as e:

@@ -64,6 +64,7 @@ def test_precedence_flags_env_file_defaults(tmp_path):
     ({"SYSLOG_TLS": "true"}, "SYSLOG_TLS_CERT_PEM: required when SYSLOG_TLS=true"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL: 'loud' is not one of"),
     ({"HTTP_EVENTS_PATH": "events"}, "HTTP_EVENTS_PATH: must start with '/'"),
+    ({"KUBERNETES_HOSTNAME_POLICY": "anyone"}, "KUBERNETES_HOSTNAME_POLICY: 'anyone' is not one of"),
     ({"ENVOY_MAX_MESSAGE": "10"}, "ENVOY_MAX_MESSAGE"),
     ({"DRAIN_BUFFER_SIZE": "0"}, "DRAIN_BUFFER_SIZE: must be greater than zero"),
 ])

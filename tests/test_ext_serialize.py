@@ -4,6 +4,7 @@ JSON that the standard library's parser accepts for every string."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,19 +63,61 @@ def test_packet_json_is_the_originals_form():
     assert serialize.packet_json(p) == p.to_json().encode()
 
 
+times = st.one_of(any_text, st.from_regex(
+    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,11})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})\Z"))
+es_packets = st.builds(Packet, st.integers(0, 7), st.integers(0, 23), any_text, any_text, times,
+                       any_text, any_text, any_text, any_text)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(packets, max_size=6), any_text)
-def test_es_bulk_matches_the_reference_and_parses_back(batch, index):
-    body = serialize.es_bulk(batch, index)
-    assert body == serialize.es_bulk_py(batch, index)
+@given(st.lists(es_packets, max_size=6), any_text, st.booleans(), st.booleans())
+def test_es_bulk_matches_the_reference_and_parses_back(batch, index, daily, by_host):
+    args = ("" if by_host else index, "logs-", "-default", daily, "2026.01.02")
+    body = serialize.es_bulk(batch, *args)
+    assert body == serialize.es_bulk_py(batch, *args)
     lines = body.decode("utf-8").split("\n")
     assert len(lines) == 2 * len(batch) + 1 and lines[-1] == ""
+    ids = set()
     for i, p in enumerate(batch):
-        assert json.loads(lines[2 * i]) == {"index": {"_index": same_text(index)}}
+        action = json.loads(lines[2 * i])
+        assert list(action) == ["create"] and list(action["create"]) == ["_index", "_id"]
+        name = same_text(args[0] or "logs-" + p.hostname.lower() + "-default")
+        if daily:
+            name += "-" + (serialize.es_time(p.time) or ("", "2026.01.02"))[1]
+        assert action["create"]["_index"] == name
+        ids.add(action["create"]["_id"])
         doc = json.loads(lines[2 * i + 1])
-        assert doc["@timestamp"] == same_text(p.time)
+        assert doc["@timestamp"] == same_text((serialize.es_time(p.time) or (p.time,))[0])
         assert doc["message"] == same_text(p.message)
         assert (doc["severity"], doc["facility"]) == (p.severity, p.facility)
+    assert len(ids) == len(batch)  # a repeated line gets its own id, -1, -2...
+    assert serialize.es_bulk(batch, *args) == body  # the same ids every time
+
+
+@settings(max_examples=2000, deadline=None)
+@given(times)
+def test_es_time_matches_the_reference(t):
+    assert serialize.es_time(t) == serialize.es_time_py(t)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30)),
+       st.integers(-23 * 60 - 59, 23 * 60 + 59), st.integers(0, 999999))
+def test_es_time_is_utc_with_microseconds(local, offset, micro):
+    """Against the standard library's own conversion, for every offset."""
+    local = local.replace(microsecond=micro)
+    sign, off = ("+" if offset >= 0 else "-"), abs(offset)
+    text = local.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{sign}{off // 60:02d}:{off % 60:02d}"
+    utc = local - timedelta(minutes=offset)
+    assert serialize.es_time(text) == (utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                                       utc.strftime("%Y.%m.%d"))
+
+
+def test_doc_ids_are_stable_and_differ():
+    assert serialize.doc_id("abc") == serialize.doc_id_py("abc") == serialize.doc_id("abc")
+    assert serialize.doc_id("abc") != serialize.doc_id("abd")
+    assert len(serialize.doc_id("")) == 32
 
 
 def test_logplex_body_is_read_by_the_framer():

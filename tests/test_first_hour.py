@@ -152,7 +152,9 @@ def test_start_line_names_the_addresses_actually_bound(tmp_path):
         tcp = re.search(r"syslog_tcp on 127\.0\.0\.1:(\d+)", line)
         assert http and tcp, line
         assert int(http[1]) != 0 and int(tcp[1]) != 0
-        assert "http_serves=/health" in line and "/metrics" not in line
+        # the status page and live tails are on by default (STATUS_PAGE, MAX_TAILS)
+        assert "http_serves=/,/health,/healthz,/readyz,/session,/status.json,/tail" in line
+        assert "/metrics" not in line
         assert _get(f"http://127.0.0.1:{http[1]}/health") == 200
         assert _get(f"http://127.0.0.1:{http[1]}/metrics") == 404
         socket.create_connection(("127.0.0.1", int(tcp[1])), timeout=5).close()
@@ -170,7 +172,8 @@ def test_http_inputs_are_described_with_the_bound_address(tmp_path):
         start = next(x for x in a.log().splitlines() if "logtrain started" in x)
         assert f"http_syslog on 127.0.0.1:{port}/syslog" in start
         assert f"http_events on 127.0.0.1:{port}/events" in start
-        assert f"http=127.0.0.1:{port} http_serves=/events,/health,/metrics,/syslog" in start
+        assert (f"http=127.0.0.1:{port} http_serves=/,/events,/health,/healthz,/metrics,"
+                "/readyz,/session,/status.json,/syslog,/tail") in start
     finally:
         a.stop()
 
@@ -224,8 +227,11 @@ def test_reload_warnings_list_lines_in_file_order(tmp_path):
 
 
 def test_every_metric_has_a_help_text_of_its_own():
-    from logtrain.metrics import HELP, Metrics
+    from logtrain.metrics import HELP as OURS
+    from logtrain.metrics import Metrics
+    from logtrain.origmetrics import HELP as ORIGINAL
 
+    HELP = {**OURS, **ORIGINAL}
     names = set()
     for path in (ROOT / "logtrain").rglob("*.py"):
         names.update(re.findall(r"\"(logtrain_[a-z_]+)\"", path.read_text()))
@@ -322,6 +328,7 @@ def test_make_coverage_measures_the_agent_processes_the_tests_start(tmp_path):
 
 def test_readme_says_what_http_serves_and_quotes_the_coverage_figure():
     text = " ".join(README.split())
-    assert "with only `SYSLOG_TCP` on and `METRICS` off it serves `GET /health`" in text
+    assert ("with only `SYSLOG_TCP` on and `METRICS` off it serves the probes: "
+            "`GET /health`") in text
     assert re.search(r"make coverage.*\*\*\d+\.\d%\*\* of the statements of `logtrain/`", text)
     assert "every memory figure below counts all three" in text.lower()  # the executable's processes

@@ -249,7 +249,8 @@ def test_many_senders_get_backpressure_not_drops(tmp_path, senders):
         peak = a.peak_rss_mib()
         print(f"{senders} senders: {rcv.count} of {total} lines received, {dropped:.0f} dropped, "
               f"peak {peak:.1f} MiB")
-        assert dropped == 0, f"{dropped:.0f} lines dropped with {senders} senders"
+        assert dropped == 0, (f"{dropped:.0f} lines dropped with {senders} senders",
+                              {k: v for k, v in a.metrics().items() if "drain" in k})
         assert rcv.count == total
         assert peak < LIMIT_MIB
     finally:

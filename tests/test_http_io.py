@@ -22,11 +22,12 @@ class Recorder(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, statuses: list[int] | None = None, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, tls: ssl.SSLContext | None = None,
+                 port: int = 0) -> None:
         self.requests: list[dict] = []
         self.statuses = list(statuses or [])
         self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
         if tls:
             self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.port = self.server_address[1]
@@ -46,8 +47,11 @@ class _Handler(BaseHTTPRequestHandler):
             status = srv.statuses.pop(0) if srv.statuses else 200
             srv.requests.append({"path": self.path, "body": body,
                                  "headers": {k.lower(): v for k, v in self.headers.items()},
-                                 "peer": self.client_address[1], "status": status})
+                                 "peer": self.client_address[1], "status": status,
+                                 "t": time.monotonic()})
         self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", "0.5")
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
@@ -262,3 +266,33 @@ def test_a_body_larger_than_the_drain_buffer_is_accepted_whole(run_agent, tmp_pa
     wait_for(lambda: out.exists() and out.read_bytes().count(b"\n") == n, 15)
     lines = out.read_bytes().splitlines()
     assert [int(line.split(b" big ")[1][:6]) for line in lines] == list(range(n))
+
+
+def test_http_drain_ndjson_batches_and_retries_429_and_connection_errors(run_agent):
+    """batch=ndjson posts a second's packets as one NDJSON body; 429 (after
+    its Retry-After), 503 and an endpoint not yet listening are retried until
+    every packet has arrived once."""
+    busy = Recorder(statuses=[429, 503])
+    late_port = free_port()
+    a = run_agent(f"*  http://127.0.0.1:{busy.port}/bulk?batch=ndjson&app=x\n"
+                  f"*  http://127.0.0.1:{late_port}/one\n", DRAIN_BACKOFF_MAX="0.3")
+    send_tcp(a.tcp, [b"nd-%d" % i for i in range(40)])
+    wait_for(lambda: a.metric("logtrain_drain_errors_total",
+                              drain=f"http://127.0.0.1:{late_port}/one") >= 2, 10,
+             what="connection errors")
+    late = Recorder(port=late_port)  # the endpoint comes up
+    wait_for(lambda: len(busy.bodies()) >= 1 and sum(b.count(b"\n") for b in busy.bodies()) == 40,
+             10, what="40 NDJSON lines")
+    wait_for(lambda: len(late.bodies()) == 40, 10, what="40 posts once it listens")
+    assert [r["status"] for r in busy.requests[:2]] == [429, 503]
+    # Retry-After: 0.5, capped by DRAIN_BACKOFF_MAX (0.3); a first backoff is 0.05-0.15 s
+    assert busy.requests[1]["t"] - busy.requests[0]["t"] >= 0.28
+    assert len(busy.bodies()) <= 3  # batched, not a post per packet
+    ok = [r for r in busy.requests if r["status"] == 200]
+    assert ok[0]["path"] == "/bulk?app=x"  # batch= is ours, not sent on
+    assert ok[0]["headers"]["content-type"] == "application/x-ndjson"
+    lines = [json.loads(x) for b in busy.bodies() for x in b.splitlines()]
+    assert sorted(p["message"] for p in lines) == sorted(f"nd-{i}" for i in range(40))
+    assert sorted(json.loads(b)["message"] for b in late.bodies()) == sorted(f"nd-{i}" for i in range(40))
+    assert len({r["peer"] for r in late.requests}) <= 4  # the keep-alive pool, not one per post
+    assert a.metric("logtrain_drain_dropped_total") == 0

@@ -30,7 +30,7 @@ def test_routing_table():
     assert "unknown drain scheme 'kafka'" in r["errors"][0]
     assert r["errors"][1] == "no host in the URL"
     assert "Port out of range" in r["errors"][2]
-    assert "not available in this version yet" in r["errors"][3]
+    assert r["errors"][3] == "auth= must be basic, bearer or apikey"
     assert "no scheme" in r["errors"][4]
 
 

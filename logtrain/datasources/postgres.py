@@ -31,6 +31,7 @@ from logtrain.urls import mask_dsn, mask_url
 
 CHANNELS = ("drains.insert", "drains.update", "drains.delete")
 KEEPALIVE = 30.0  # seconds of silence before the LISTEN connection is checked
+SLICE = 100  # rows applied between two yields to the other greenlets (inputs, /health)
 
 # NOTIFY payloads are limited to 8000 bytes; a row with a long endpoint (a ?ca=
 # certificate) is announced by its id alone and read back by the agent.
@@ -113,6 +114,28 @@ def ensure_schema(cur: Any) -> bool:
     return True
 
 
+def _key(drain: str) -> int | str:
+    """A row's id as the agent keeps it: a UUID as its 128-bit number (44
+    bytes instead of 85 for its text, for each of thousands of rows), any
+    other id as it is."""
+    if len(drain) == 36:
+        try:
+            k = int(drain.replace("-", ""), 16)
+        except ValueError:
+            return drain
+        if _id(k) == drain:
+            return k
+    return drain
+
+
+def _id(key: int | str) -> str:
+    """The id's text (a UUID in its canonical form) from ``_key``'s key."""
+    if isinstance(key, str):
+        return key
+    h = f"{key:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class PostgresRoutes:
     source = "postgres"
 
@@ -121,8 +144,9 @@ class PostgresRoutes:
         self.router = router
         self.url = url
         self.safe_url = mask_dsn(url)
-        self.rows: dict[str, tuple[str, str]] = {}  # drain id -> (hostname, endpoint)
-        self.invalid: dict[str, str] = {}  # drain id -> why its route is not in effect
+        # drain id (see _key) -> (hostname, endpoint)
+        self.rows: dict[int | str, tuple[str, str]] = {}
+        self.invalid: dict[int | str, str] = {}  # drain id -> why its route is not in effect
         self.conn: Any = None
         self.connected = False
         self.failures = 0
@@ -140,7 +164,15 @@ class PostgresRoutes:
         raising, because the agent runs on (and retries) without the database."""
         try:
             with gevent.Timeout(timeout):
-                self._connect_and_load()
+                rows = self._connect()
+        except BaseException as e:
+            if not pg.is_connection_error(e) and not isinstance(e, pg.psycopg2().Error):
+                raise
+            self._disconnected()
+            return pg.describe(e, self.url)
+        # outside the timeout: a large table takes its time, in slices that yield
+        try:
+            self._reconcile(rows)
             return None
         except BaseException as e:
             if not pg.is_connection_error(e) and not isinstance(e, pg.psycopg2().Error):
@@ -188,6 +220,10 @@ class PostgresRoutes:
                 gevent.sleep(delay)
 
     def _connect_and_load(self) -> None:
+        self._reconcile(self._connect())
+
+    def _connect(self) -> dict[int | str, tuple[str, str]]:
+        """Connects, LISTENs and reads every row."""
         conn = pg.connect(self.url)
         try:
             with conn.cursor() as cur:
@@ -199,13 +235,17 @@ class PostgresRoutes:
                 for ch in CHANNELS:
                     cur.execute(f'listen "{ch}"')
                 cur.execute("select drain::text, hostname, endpoint from drains")
-                rows = {d: (h, e) for d, h, e in cur.fetchall()}
+                rows = {}
+                for i, (d, h, e) in enumerate(cur):  # one row object at a time
+                    rows[_key(d)] = (h, e)
+                    if i % 1000 == 999:
+                        gevent.sleep(0)
         except BaseException:
             conn.close()
             raise
         self.conn = conn
         self.connected = True
-        self._reconcile(rows)
+        return rows
 
     def _listen(self) -> None:
         conn = self.conn
@@ -217,9 +257,14 @@ class PostgresRoutes:
                     cur.execute("select 1")
                 continue
             conn.poll()
+            # A storm (10,000 inserts in one transaction) arrives at once:
+            # apply it in slices, yielding between them.
             while conn.notifies:
-                n = conn.notifies.pop(0)
-                self._notified(n.channel, n.payload)
+                batch = conn.notifies[:SLICE]
+                del conn.notifies[:SLICE]
+                for n in batch:
+                    self._notified(n.channel, n.payload)
+                gevent.sleep(0)
 
     # ----------------------------------------------------------------- changes
 
@@ -250,17 +295,24 @@ class PostgresRoutes:
             row = cur.fetchone()
         return (row[0], row[1]) if row else None
 
-    def _reconcile(self, rows: dict[str, tuple[str, str]]) -> None:
+    def _reconcile(self, rows: dict[int | str, tuple[str, str]]) -> None:
+        """Makes the routes in effect those of ``rows``, in slices that yield."""
         before = len(self.rows)
-        for d in [d for d in list(self.rows) + list(self.invalid) if d not in rows]:
+        gone = [d for d in list(self.rows) + list(self.invalid) if d not in rows]
+        for i, d in enumerate(gone):
             self.apply(d, None)
-        for d, row in rows.items():
+            if i % SLICE == SLICE - 1:
+                gevent.sleep(0)
+        for i, (d, row) in enumerate(rows.items()):
             self.apply(d, row)
+            if i % SLICE == SLICE - 1:
+                gevent.sleep(0)
         self.rt.log.info("postgres routes loaded", database=self.safe_url, routes=len(self.rows),
                          invalid=len(self.invalid), previously=before)
 
-    def apply(self, drain: str, row: tuple[str, str] | None) -> None:
+    def apply(self, drain: str | int, row: tuple[str, str] | None) -> None:
         """Makes the route of row ``drain`` be ``row`` (None: no route)."""
+        drain = _key(drain) if isinstance(drain, str) else drain
         old = self.rows.get(drain)
         if old is not None and old == row:
             return
@@ -279,7 +331,7 @@ class PostgresRoutes:
         except ValueError as e:
             self.invalid[drain] = str(e)
             self.rt.metrics.inc("logtrain_route_errors_total", source=self.source)
-            self.rt.log.warning("skipped route from postgres", drain=drain, hostname=host,
+            self.rt.log.warning("skipped route from postgres", drain=_id(drain), hostname=host,
                                 endpoint=mask_url(endpoint), error=str(e))
             return
         self.rows[drain] = row
@@ -287,7 +339,8 @@ class PostgresRoutes:
     # ----------------------------------------------------------------- routes API
 
     def listing(self) -> list[dict]:
-        out = [{"id": d, "hostname": h, "endpoint": mask_url(e), "source": self.source}
+        out = [{"id": _id(d), "hostname": h, "endpoint": mask_url(e), "source": self.source}
                for d, (h, e) in self.rows.items()]
-        out += [{"id": d, "source": self.source, "error": why} for d, why in self.invalid.items()]
+        out += [{"id": _id(d), "source": self.source, "error": why}
+                for d, why in self.invalid.items()]
         return out

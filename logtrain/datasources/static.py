@@ -12,16 +12,32 @@ the routes in effect until it is back.
 from __future__ import annotations
 
 import os
-from collections import Counter
+from collections.abc import Iterator
 
 import gevent
 
+from logtrain import routetable
 from logtrain.router import Router
 from logtrain.runtime import Runtime
 from logtrain.urls import mask_url
 
-Route = tuple[str, str]
 SOURCE = "file"  # the trust policy's name for this datasource
+SLICE = 500  # routes checked or applied between two yields to the other greenlets
+
+
+_SYNTAX = "expected 'HOSTNAME-OR-GLOB DRAIN-URL' (two fields separated by spaces)"
+
+
+def _fields(line: str) -> tuple[str, str] | str | None:
+    """A line's (host, url), the reason it is not one, or None (blank, comment)."""
+    fields = line.split()
+    if not fields or fields[0].startswith("#"):
+        return None
+    if len(fields) > 2 and fields[2].startswith("#"):
+        fields = fields[:2]  # a trailing comment
+    if len(fields) != 2:
+        return _SYNTAX
+    return fields[0], fields[1]
 
 
 def parse_routes(text: str) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
@@ -29,40 +45,55 @@ def parse_routes(text: str) -> tuple[list[tuple[int, str, str]], list[tuple[int,
     Only the syntax is checked here; URLs are checked by ``check_routes``."""
     routes, errors = [], []
     for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split()
-        if len(fields) > 2 and fields[2].startswith("#"):
-            fields = fields[:2]  # a trailing comment
-        if len(fields) != 2:
-            errors.append((n, "expected 'HOSTNAME-OR-GLOB DRAIN-URL' (two fields separated by spaces)"))
-            continue
-        routes.append((n, fields[0], fields[1]))
+        f = _fields(line)
+        if isinstance(f, tuple):
+            routes.append((n, *f))
+        elif f is not None:
+            errors.append((n, f))
     return routes, errors
 
 
+def read_routes(path: str, router: Router) -> Iterator[tuple[int, str, str] | str]:
+    """The routes of the file, read line by line (a large file is never held
+    whole) and fully validated through ``router`` (hostnames, drain URLs, the
+    trust policy; refusals counted and logged), as (line number, host, url),
+    and its errors as 'PATH:LINE: reason' strings. Raises OSError or
+    UnicodeDecodeError when the file cannot be read; yields to the other
+    greenlets every SLICE lines."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if n % SLICE == 0:
+                gevent.sleep(0)  # a large file must not hold up inputs or /health
+            fields = _fields(line)
+            if fields is None:
+                continue
+            if isinstance(fields, str):
+                yield f"{path}:{n}: {fields}"
+                continue
+            host, url = fields
+            try:
+                router.check_route(SOURCE, host, url)
+            except ValueError as e:
+                yield f"{path}:{n}: route {host} -> {mask_url(url)}: {e}"
+                continue
+            yield n, host, url
+
+
+def _unreadable(path: str, e: OSError | UnicodeDecodeError) -> str:
+    return f"{path}: {getattr(e, 'strerror', None) or e}"
+
+
 def check_routes(path: str, router: Router) -> tuple[list[tuple[int, str, str]], list[str]]:
-    """Reads and fully validates a routes file through ``router`` (hostnames,
-    drain URLs, the trust policy; refusals counted and logged); errors are
-    'PATH:LINE: reason' strings."""
+    """Reads and fully validates a routes file (see read_routes): its routes,
+    and its errors as 'PATH:LINE: reason' strings."""
+    good: list[tuple[int, str, str]] = []
+    msgs: list[str] = []
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        for item in read_routes(path, router):
+            (msgs if isinstance(item, str) else good).append(item)
     except (OSError, UnicodeDecodeError) as e:
-        return [], [f"{path}: {getattr(e, 'strerror', None) or e}"]
-    routes, errors = parse_routes(text)
-    numbered = [(n, f"{path}:{n}: {reason}") for n, reason in errors]
-    good = []
-    for n, host, url in routes:
-        try:
-            router.check_route(SOURCE, host, url)
-        except ValueError as e:
-            numbered.append((n, f"{path}:{n}: route {host} -> {mask_url(url)}: {e}"))
-            continue
-        good.append((n, host, url))
-    numbered.sort(key=lambda e: e[0])  # in file order, whichever check found the error
-    return good, [msg for _, msg in numbered]
+        return [], [_unreadable(path, e)]
+    return good, msgs
 
 
 class StaticRoutes:
@@ -71,7 +102,9 @@ class StaticRoutes:
         self.router = router
         self.path = path
         self.source = "file:" + path
-        self.current: Counter[Route] = Counter()
+        # the routes in effect: hostname -> url, or {url: lines naming it}
+        self.current: dict[str, str | dict[str, int]] = {}
+        self.changes = (0, 0)  # routes added and removed by the last load
         self.stamp: tuple | None = None
 
     def describe(self) -> str:
@@ -80,22 +113,45 @@ class StaticRoutes:
     def load(self) -> list[str]:
         """Applies the file now; returns the errors of the lines it skipped."""
         self.stamp = self._stamp()
-        routes, errors = check_routes(self.path, self.router)
-        if self.stamp is None and not routes:
-            return errors  # the file is gone: keep what is in effect
-        wanted = Counter((host, url) for _, host, url in routes)
-        removed = self.current - wanted
-        added = wanted - self.current
-        for (host, url), k in removed.items():
-            for _ in range(k):
-                self.router.remove_route(self.source, host, url)
-        for (host, url), k in added.items():
-            for _ in range(k):
-                self.router.add_route(self.source, host, url)
-        self.current = wanted
+        wanted: dict[str, str | dict[str, int]] = {}  # as the router stores them: compact
+        errors: list[str] = []
+        try:
+            for item in read_routes(self.path, self.router):
+                if isinstance(item, str):
+                    errors.append(item)
+                else:
+                    routetable.add(wanted, item[1], item[2])
+        except (OSError, UnicodeDecodeError) as e:
+            self.rt.metrics.inc("logtrain_route_errors_total", source="file")
+            return [_unreadable(self.path, e)]  # gone or unreadable: keep what is in effect
+        current = self.current
+        changes = [0, 0]  # added, removed
+
+        def step() -> None:
+            if (changes[0] + changes[1]) % SLICE == 0:
+                gevent.sleep(0)  # a large change must not hold up inputs or /health
+
+        for host, v in list(current.items()):
+            for url, k in routetable.counts(v):
+                for _ in range(k - routetable.count(wanted, host, url)):
+                    self.router.remove_route(self.source, host, url)
+                    routetable.remove(current, host, url)
+                    changes[1] += 1
+                    step()
+        for host, v in wanted.items():
+            for url, k in routetable.counts(v):
+                for _ in range(k - routetable.count(current, host, url)):
+                    self.router.add_route(self.source, host, url, checked=True)
+                    routetable.add(current, host, url)
+                    changes[0] += 1
+                    step()
+        self.changes = (changes[0], changes[1])
         if errors:
             self.rt.metrics.inc("logtrain_route_errors_total", len(errors), source="file")
         return errors
+
+    def route_count(self) -> int:
+        return sum(k for v in self.current.values() for _, k in routetable.counts(v))
 
     def start(self) -> None:
         self.rt.tasks.spawn(self.source, self._watch)
@@ -103,7 +159,8 @@ class StaticRoutes:
     def listing(self) -> list[dict]:
         """The routes in effect, for GET /routes (read-only: edit the file)."""
         return [{"hostname": h, "endpoint": mask_url(u), "source": "file"}
-                for (h, u), k in sorted(self.current.items()) for _ in range(k)]
+                for h, v in sorted(self.current.items()) for u, k in sorted(routetable.counts(v))
+                for _ in range(k)]
 
     def stop(self) -> None:
         self.rt.tasks.stop(self.source)
@@ -126,10 +183,8 @@ class StaticRoutes:
                 log.warning("routes file is gone; keeping the routes in effect", path=self.path)
                 self.stamp = None
                 continue
-            before = self.current.copy()
             errors = self.load()
             for e in errors:
                 log.warning("skipped route", error=e)
-            log.info("routes file reloaded", path=self.path, routes=sum(self.current.values()),
-                     added=sum((self.current - before).values()),
-                     removed=sum((before - self.current).values()), errors=len(errors))
+            log.info("routes file reloaded", path=self.path, routes=self.route_count(),
+                     added=self.changes[0], removed=self.changes[1], errors=len(errors))

@@ -102,6 +102,14 @@ class _HTTPInput(Input):
                                          [("Retry-After", "1")])
                 for drain in congested:
                     drain.wait_space(BACKPRESSURE_WAIT)
+                    if drain.full:
+                        # its disk spool is at its cap (or cannot be written):
+                        # the sender keeps the rest and retries
+                        return json_response("503 Service Unavailable",
+                                             dict(progress.summary(),
+                                                  error="a drain's spool is full, retry later",
+                                                  routed_before_refusal=progress.accepted),
+                                             [("Retry-After", "5")])
             gevent.sleep(0)  # a client that always has data must not starve the others
             if not data:
                 break

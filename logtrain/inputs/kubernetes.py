@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from logtrain.inputs.base import Input
-from logtrain.kubenames import Namer, from_runtime, parse_log_name
+from logtrain.kubenames import MULTILINE_ANNOTATION, Namer, from_runtime, parse_log_name
 from logtrain.tail import CRIParser, DockerParser
 from logtrain.tailer import Tailer
 
@@ -44,7 +44,8 @@ class KubernetesInput(Input):
         self.namer = from_runtime(self.rt)
         self.namer.start(self.rt.tasks.spawn)
         self.tailer = Tailer(self.rt, self.router, self.name, self._discover, self._describe,
-                             [self.dir], names=self._names)
+                             [self.dir], names=self._names, multiline=self._multiline,
+                             structured=True)
         self.tailer.start()
 
     def stop(self) -> None:
@@ -83,6 +84,13 @@ class KubernetesInput(Input):
         if parsed is None or self.namer is None:
             return None
         return self.namer.names(*parsed)
+
+    def _multiline(self, path: str) -> str | None:
+        """The pod's logtrain.akkeris.io/multiline annotation (a mode, or start:REGEX)."""
+        parsed = parse_log_name(os.path.basename(path))
+        if parsed is None or self.namer is None:
+            return None
+        return self.namer.annotation(parsed[0], parsed[1], MULTILINE_ANNOTATION)
 
     def _describe(self, path: str) -> tuple[str, str, Callable[[bytes], Any]] | None:
         names = self._names(path)

@@ -33,6 +33,20 @@ class Rejected(Exception):
         self.items = items
 
 
+class Busy(OSError):
+    """The endpoint answered but asks for the data again later (HTTP 429 or
+    5xx, or some documents of a bulk request): retried with backoff, even on a
+    connection that sat in the pool, and not before ``retry_after`` seconds.
+    ``progress``: it took part of the write (a bulk request some of whose
+    documents are to be sent again), so it is not failing: the rest is sent
+    again after a short wait, without counting towards a pause."""
+
+    def __init__(self, reason: str, retry_after: float = 0.0, progress: bool = False) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.progress = progress
+
+
 class Connection:
     def send(self, items: list[Any]) -> None:
         """Delivers the items or raises (OSError and the like: retried; Rejected: dropped)."""
@@ -59,6 +73,15 @@ class Output:
     def __init__(self, url: DrainURL, rt: Runtime) -> None:
         self.url = url
         self.rt = rt
+
+    @classmethod
+    def check(cls, url: DrainURL, rt: Runtime) -> tuple[str, int, str] | None:
+        """Validates ``url`` for this scheme (ValueError: why not) and returns
+        what ``destination`` would, without building anything that does I/O
+        or loads certificates: a route is admitted with this, and its output
+        is built only when its drain is first used. Outputs whose constructor
+        is that cheap keep this default."""
+        return cls(url, rt).destination()
 
     def encode(self, packets: list[Packet]) -> tuple[Any, int]:
         """The batch as one item and its size in bytes."""

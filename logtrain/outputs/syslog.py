@@ -15,6 +15,7 @@ from logtrain.outputs.base import Connection, Output
 from logtrain.packet import Packet
 from logtrain.runtime import Runtime
 from logtrain.syslog import format_datagrams, format_rfc5424
+from logtrain.tlsopts import decode_ca
 from logtrain.trust import open_socket
 from logtrain.urls import DrainURL
 
@@ -95,13 +96,25 @@ class TCPOutput(Output):
 
 
 class TLSOutput(TCPOutput):
+    """The TLS context is shared by every drain with the same CA and
+    verification (tls.client_context), and taken at the first connection."""
+
+    context: Any = None
+
     def __init__(self, url: DrainURL, rt: Runtime) -> None:
         super().__init__(url, rt)
-        from logtrain import tls
+        decode_ca(url)
+        url.flag("insecure")
 
-        self.context = tls.client_context(url)
+    @classmethod
+    def check(cls, url: DrainURL, rt: Runtime) -> tuple[str, int, str]:
+        return cls(url, rt).destination()  # builds no context: that is connect's
 
     def connect(self) -> Connection:
+        if self.context is None:
+            from logtrain import tls
+
+            self.context = tls.client_context(self.url)
         sock = self._socket()
         try:
             return StreamConnection(self.context.wrap_socket(sock, server_hostname=self.address[0]))
