@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint bench clean binary test-binary coverage
+.PHONY: run test setup lint bench clean binary deb test-binary coverage
 
 $(BIN)/.built: pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd)
 	$(PYTHON) -m venv $(VENV)
@@ -36,16 +36,26 @@ bench: setup
 	bash bench/install-peers.sh
 	$(BIN)/python bench/run.py
 
-# dist/logtrain, the one-file executable (PyInstaller).
+# dist/logtrain, one static executable (PyInstaller one-file, then staticx),
+# and dist/image/, what packaging/Dockerfile copies beside it.
+# What the build printed is kept in build/binary.out and .err (tests/test_binary.py).
 binary: setup
-	@bash packaging/build-binary.sh
+	@bash scripts/install-test-deps.sh
+	@mkdir -p build
+	@bash packaging/build-binary.sh >build/binary.out 2>build/binary.err; \
+		status=$$?; cat build/binary.out; cat build/binary.err >&2; exit $$status
 
-# The integration tests against dist/logtrain instead of the source tree.
+# dist/logtrain_VERSION-1_amd64.deb (dpkg-deb, from packaging/debian).
+deb: binary
+	@bash packaging/build-deb.sh
+
+# The end-to-end tests against dist/logtrain instead of the source tree, and
+# the tests of what ships: the empty chroot, the image layout, the Debian package.
 test-binary: binary
-	bash scripts/install-test-deps.sh
-	LOGTRAIN_TEST_BINARY=$(CURDIR)/dist/logtrain $(BIN)/python -m pytest -q -p no:cacheprovider \
-		tests/test_e2e.py tests/test_http_io.py tests/test_postgres.py \
-		tests/test_hostile_input.py tests/test_httpserver.py tests/test_binary.py
+	LOGTRAIN_TEST_BINARY=$(CURDIR)/dist/logtrain LOGTRAIN_BUILD_OUTPUT=$(CURDIR)/build/binary \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_e2e.py tests/test_http_io.py tests/test_postgres.py \
+		tests/test_hostile_input.py tests/test_httpserver.py tests/test_binary.py \
+		tests/test_static.py tests/test_dockerfile.py tests/test_debian.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info logtrain/*.so ext/*.c .state .bench fuzz-crashes .coverage .coverage.*

@@ -29,10 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     # version loads subprocess and pickle (0.6 MB).
     monkey.patch_all(ssl=False, subprocess=False)
 
-    from logtrain import __version__
+    from logtrain import __version__, cabundle
     from logtrain.config import ConfigError, load
     from logtrain.settings import SETTINGS
 
+    cabundle.configure()  # before any TLS context: the static executable has no bundle of its own
     parser = _parser(None)
     args = parser.parse_args(argv)
     if args.help:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command = args.command or "run"
 
     if args.hostname and args.command != "routes":
-        parser.error(f"unexpected argument {args.hostname!r} (only `routes` takes a hostname)")
+        _parser(None).error(f"unexpected argument {args.hostname!r} (only `routes` takes a hostname)")
     if args.command == "version":
         print(f"logtrain {__version__}")
         return 0
@@ -128,6 +129,9 @@ def _parser(command: str | None):
             + (" [--config FILE] [--SETTING VALUE ...]" if takes_settings else ""),
             description=COMMANDS[command][1])
     parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    if command in (None, "routes"):
+        parser.add_argument("hostname", nargs="?", metavar="HOSTNAME",
+                            help="the hostname for `routes`")
     if not takes_settings:
         return parser
     parser.epilog = ("Every setting is also read from the environment variable of the same "
@@ -186,6 +190,7 @@ def _check(cfg) -> int:
     """check-config after the settings loaded: the routes file and the TLS
     files are checked first, and any error is printed (stderr, exit 2) before
     anything that could read as a pass; only a clean configuration is listed."""
+    import os
     import sys
 
     errors: list[str] = []
@@ -215,6 +220,8 @@ def _check(cfg) -> int:
         return 2
     for line in cfg.describe():
         print(line)
+    ca = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
+    print(f"# CA certificates for TLS drains: {ca or 'none found (set SSL_CERT_FILE)'}")
     if cfg.routes_file:
         print(f"# {cfg.routes_file}: {len(routes)} route(s)")
     print("configuration OK")

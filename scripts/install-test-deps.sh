@@ -3,8 +3,9 @@
 # OpenSSL network driver for the TLS listener), util-linux logger, openssl,
 # socat (logger speaks no TLS: socat carries its lines over TLS), and the
 # PostgreSQL server binaries (the tests run their own throwaway cluster with
-# initdb and pg_ctl; no system service is needed), and Debian's Chromium with
-# its chromedriver (the status page is tested in a real headless browser).
+# initdb and pg_ctl; no system service is needed), Debian's Chromium with
+# its chromedriver (the status page is tested in a real headless browser), and
+# what make binary and make deb build with (Debian's python3.11, lintian).
 # Idempotent; runs as root (as on CI) or through sudo.
 set -euo pipefail
 need=()
@@ -15,6 +16,16 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+# make binary: Debian's own python3.11 (no RUNPATH, which staticx refuses) with
+# its venv module and headers; readelf. make deb: lintian.
+[ -x /usr/bin/python3.11 ] && /usr/bin/python3.11 -c 'import venv, ensurepip' >/dev/null 2>&1 \
+  || need+=(python3.11 python3.11-venv)
+[ -e /usr/include/python3.11/Python.h ] || need+=(python3.11-dev)
+command -v readelf >/dev/null 2>&1 || need+=(binutils)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+command -v adduser >/dev/null 2>&1 || need+=(adduser)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -331,4 +331,4 @@ def test_readme_says_what_http_serves_and_quotes_the_coverage_figure():
     assert ("with only `SYSLOG_TCP` on and `METRICS` off it serves the probes: "
             "`GET /health`") in text
     assert re.search(r"make coverage.*\*\*\d+\.\d%\*\* of the statements of `logtrain/`", text)
-    assert "every figure here counts both" in text.lower()  # the executable's two processes
+    assert "every memory figure below counts all three" in text.lower()  # the executable's processes
