@@ -30,12 +30,23 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from logtrain import spool_format as fmt
 
-if TYPE_CHECKING:
-    from logtrain.spools import Spools
+
+class Owner(Protocol):
+    """What a spool asks of logtrain.spools.Spools, which owns every drain's
+    spool (named here, not imported: spools.py imports this module)."""
+
+    rt: Any
+    root: str
+    cap: int
+    total: int
+    total_cap: int
+
+    def oldest(self) -> Any: ...
+
 
 SEGMENT_MAX = 4 << 20
 CURSOR_EVERY = 1.0  # seconds between cursor writes while replaying
@@ -58,7 +69,7 @@ class Spool:
     """One drain's spool. Not safe for parallel use by threads; greenlets of
     one hub are fine (no method yields)."""
 
-    def __init__(self, owner: Spools, url: str, name: str,
+    def __init__(self, owner: Owner, url: str, name: str,
                  on_drop: Callable[[int, str], None]) -> None:
         self.owner = owner
         self.name = name
