@@ -270,6 +270,27 @@ def test_a_down_drain_makes_its_files_wait_and_others_flow(tmp_path):
 
 
 
+def polled_lines_arrive(tmp_path, pod_name: str, sysctl: str) -> None:
+    """With inotify refused, 2,000 lines written across a rotation all arrive,
+    once, and one warning names ``sysctl``."""
+    pod = Pod(tmp_path / "logs", pod_name)
+    a, out = k8s_agent(tmp_path)
+    a.start()
+    try:
+        pod.write(1000, 2000)
+        pod.wait()
+        pod.rotate(compress_previous=False)
+        pod.write(1000, 2000, start=1000)
+        pod.wait()
+        wait_for(lambda: not expect(received(out), 2000)[0], 15, what="polled lines")
+        missing, dups = expect(received(out), 2000)
+        assert missing == [] and dups == 0
+        assert f"raise the sysctl {sysctl}" in a.log()
+        assert a.log().count("inotify refused") == 1
+    finally:
+        a.stop()
+
+
 def test_without_inotify_the_files_are_polled(tmp_path):
     """When the kernel refuses an inotify instance (the original README's
     "too many open files"), one warning names the sysctl to raise and the
@@ -285,23 +306,7 @@ def test_without_inotify_the_files_are_polled(tmp_path):
         pass
     try:
         assert held, "could not create any inotify instance"
-        root = tmp_path / "logs"
-        pod = Pod(root, "poll-7d9f8c6b5-abc12")
-        a, out = k8s_agent(tmp_path)
-        a.start()
-        try:
-            pod.write(1000, 2000)
-            pod.wait()
-            pod.rotate(compress_previous=False)
-            pod.write(1000, 2000, start=1000)
-            pod.wait()
-            wait_for(lambda: not expect(received(out), 2000)[0], 15, what="polled lines")
-            missing, dups = expect(received(out), 2000)
-            assert missing == [] and dups == 0
-            assert "raise the sysctl fs.inotify.max_user_instances" in a.log()
-            assert a.log().count("inotify refused") == 1
-        finally:
-            a.stop()
+        polled_lines_arrive(tmp_path, "poll-7d9f8c6b5-abc12", "fs.inotify.max_user_instances")
     finally:
         for i in held:
             i.close()
@@ -344,23 +349,7 @@ def test_when_inotify_watches_run_out_the_files_are_polled(tmp_path):
             if refused:
                 break
         assert refused, f"the kernel took {limit} watches and more"
-        root = tmp_path / "logs"
-        pod = Pod(root, "nowatch-7d9f8c6b5-abc12")
-        a, out = k8s_agent(tmp_path)
-        a.start()
-        try:
-            pod.write(1000, 2000)
-            pod.wait()
-            pod.rotate(compress_previous=False)
-            pod.write(1000, 2000, start=1000)
-            pod.wait()
-            wait_for(lambda: not expect(received(out), 2000)[0], 15, what="polled lines")
-            missing, dups = expect(received(out), 2000)
-            assert missing == [] and dups == 0
-            assert "raise the sysctl fs.inotify.max_user_watches" in a.log()
-            assert a.log().count("inotify refused") == 1
-        finally:
-            a.stop()
+        polled_lines_arrive(tmp_path, "nowatch-7d9f8c6b5-abc12", "fs.inotify.max_user_watches")
     finally:
         for i in held:
             i.close()
