@@ -17,7 +17,10 @@ TCP input every millisecond; a new deployment ``latN`` annotated with a drain
 (a TCP sink) is then applied, and the time from the API server's answer to
 the first line at the sink is taken, --rounds times.
 
-    python bench/kube_routes.py [--deployments 1500] [--replicasets 3000] [--rounds 20]
+    python bench/kube_routes.py [--deployments 1500] [--replicasets 3000] [--rounds 20] [--no-postgres]
+
+The last variant adds the Postgres datasource and the persistent store (a
+throwaway cluster from tests/pgserver.py): everything the agent has but Envoy.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from kube_fake import DRAINS, FakeAPI, obj  # noqa: E402
 from peers import Agent, free_port, make_certs  # noqa: E402
+from pgserver import PostgresServer  # noqa: E402
 
 
 class Sink:
@@ -102,6 +106,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--watch-seconds", type=float, default=60)
     ap.add_argument("--churn", type=float, default=20, help="MODIFIED events a second")
+    ap.add_argument("--no-postgres", action="store_true",
+                    help="leave out the variant with the Postgres datasource and store as well")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="logtrain-bench-kube-"))
     sink = Sink()
@@ -123,6 +129,7 @@ def main() -> None:
     common = {"SYSLOG_TCP": "true", "DRAIN_ALLOW_NETWORKS": "127.0.0.1/32",
               "METRICS": "true", "STATS_INTERVAL": "0"}
     results = {}
+    pg = None if args.no_postgres else PostgresServer().start()
     try:
         certs = make_certs(work / "certs")
         logs = work / "containers"
@@ -140,7 +147,11 @@ def main() -> None:
                               "KUBERNETES_DATASOURCE": "true", "API_TOKEN": "bench",
                               "KUBE_CONFIG": str(empty.kubeconfig(work / "empty.json"))}),
                           ("KUBERNETES_DATASOURCE", kube),
-                          ("every input + KUBERNETES_DATASOURCE", everything)):
+                          ("every input + KUBERNETES_DATASOURCE", everything),
+                          *([("  + POSTGRES + PERSISTENT", {
+                              **everything, "POSTGRES": "true", "DATABASE_URL": pg.url(),
+                              "PERSISTENT": "true", "PERSISTENT_DATABASE_URL": pg.url()})]
+                            if pg is not None else [])):
             tcp = free_port()
             started = time.monotonic()
             agent = Agent(work / name.replace(" ", "-"),
@@ -204,6 +215,8 @@ def main() -> None:
     finally:
         api.stop()
         empty.stop()
+        if pg is not None:
+            pg.stop()
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{args.deployments} deployments + {args.replicasets} replicasets "
           f"({len(objects) // 5} annotated; {size / 1e6:.1f} MB of JSON), "
