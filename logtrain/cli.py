@@ -120,8 +120,6 @@ def _parser(command: str | None):
         parser.add_argument("command", nargs="?", default=None, choices=tuple(COMMANDS),
                             metavar="COMMAND", help="run (default), check-config, settings, "
                             "version or routes")
-        parser.add_argument("hostname", nargs="?", metavar="HOSTNAME",
-                            help="the hostname for `routes`")
     else:
         parser = argparse.ArgumentParser(
             prog=f"logtrain {command}", formatter_class=fmt, add_help=False,
