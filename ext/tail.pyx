@@ -162,6 +162,44 @@ cdef class Inotify:
             if n < size // 2:
                 return out
 
+    def read_changes(self, set changed, set dirs, uint32_t moved_mask):
+        """Drains the queued events into ``changed`` (the watch descriptors
+        written to) without a tuple per event; True when one was on a watch in
+        ``dirs`` or had a bit of ``moved_mask`` (a rescan is due). 52 files
+        written 50 times a second are 2,600 events a second."""
+        cdef char* base = self.buf
+        cdef Py_ssize_t size = len(self.buf)
+        cdef ssize_t n, pos
+        cdef inotify_event* ev
+        cdef bint rescan = False
+        cdef int last = -1
+        if self.fd < 0:
+            raise ValueError("inotify instance is closed")
+        while True:
+            n = read(self.fd, base, size)
+            if n < 0:
+                if errno == EINTR:
+                    continue
+                if errno == EAGAIN:
+                    return rescan
+                raise OSError(errno, os.strerror(errno))
+            if n == 0:
+                return rescan
+            pos = 0
+            while pos + 16 <= n:
+                ev = <inotify_event*>(base + pos)
+                if ev.mask & moved_mask:
+                    rescan = True
+                elif ev.wd != last:  # runs of one file's writes are common
+                    last = ev.wd
+                    if ev.wd in dirs:
+                        rescan = True
+                    else:
+                        changed.add(ev.wd)
+                pos += 16 + ev.len
+            if n < size // 2:
+                return rescan
+
     def close(self):
         if self.fd >= 0:
             close(self.fd)

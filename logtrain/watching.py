@@ -93,8 +93,6 @@ class Watching:
         from logtrain import _tail
 
         moved = _tail.IN_MOVE_SELF | _tail.IN_DELETE_SELF | _tail.IN_Q_OVERFLOW
-        for wd, mask, _, _ in self.inotify.read_events():
-            if wd in self.dir_wds or mask & moved:
-                self.rescan_due = True
-            else:
-                self.changed.add(wd)
+        # in C: a tuple per event cost half a percent of a core with 52 pods
+        if self.inotify.read_changes(self.changed, self.dir_wds, moved):
+            self.rescan_due = True

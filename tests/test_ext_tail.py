@@ -74,6 +74,36 @@ def test_inotify_file_watch_and_its_deletion(tmp_path: Path):
         assert any(w == wd and m & tail._tail.IN_IGNORED for w, m, _ in got)  # watch gone
 
 
+def test_inotify_changes_are_gathered_without_a_tuple_per_event(tmp_path: Path):
+    """read_changes: the files written to, and whether a rescan is due (an
+    event on a directory, or a file moved or deleted)."""
+    t = tail._tail
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_text("")
+    b.write_text("")
+    with Inotify() as ino:
+        wa = ino.add_watch(a, t.IN_MODIFY | t.IN_MOVE_SELF)
+        wb = ino.add_watch(b, t.IN_MODIFY | t.IN_MOVE_SELF)
+        wd = ino.add_watch(tmp_path, t.IN_CREATE)
+        moved = t.IN_MOVE_SELF | t.IN_DELETE_SELF | t.IN_Q_OVERFLOW
+        for _ in range(100):
+            with open(a, "a") as fh:
+                fh.write("x\n")
+        changed: set = set()
+        assert ino.read_changes(changed, {wd}, moved) is False
+        assert changed == {wa}
+        with open(b, "a") as fh:
+            fh.write("y\n")
+        (tmp_path / "new.log").touch()  # an event on the directory
+        changed = set()
+        assert ino.read_changes(changed, {wd}, moved) is True
+        assert changed == {wb}
+        b.rename(tmp_path / "b.log.1")
+        changed = set()
+        assert ino.read_changes(changed, {wd}, moved) is True and changed == set()
+        assert ino.read_changes(changed, {wd}, moved) is False  # nothing queued
+
+
 def test_inotify_many_events_and_long_names(tmp_path: Path):
     with Inotify() as ino:
         ino.add_watch(tmp_path, tail._tail.IN_CREATE)
