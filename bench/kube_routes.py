@@ -42,29 +42,8 @@ from kube_fake import DRAINS, FakeAPI, obj  # noqa: E402
 from peers import Agent, free_port, make_certs  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
 
-
-class Sink:
-    """A TCP server that records when it first sees each hostname."""
-
-    def __init__(self) -> None:
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        self.first: dict[str, float] = {}
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            c, _ = self.srv.accept()
-            threading.Thread(target=self._read, args=(c,), daemon=True).start()
-
-    def _read(self, c: socket.socket) -> None:
-        buf = b""
-        while data := c.recv(65536):
-            now = time.monotonic()
-            buf += data
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                self.first.setdefault(line.split(b" ", 3)[2].decode(), now)
+sys.path.insert(0, str(ROOT / "bench"))
+from postgres import Sink  # noqa: E402  (records when it first sees each hostname)
 
 
 def big(kind: str, name: str, ns: str, drains: str = "") -> dict:

@@ -128,6 +128,21 @@ cdef class Inotify:
         if inotify_rm_watch(self.fd, wd) < 0:
             raise OSError(errno, os.strerror(errno))
 
+    cdef ssize_t _read(self) except -1:
+        """One read(2) of queued events into the buffer: their bytes, 0 when
+        none is queued (never blocks)."""
+        cdef ssize_t n
+        if self.fd < 0:
+            raise ValueError("inotify instance is closed")
+        while True:
+            n = read(self.fd, <char*>self.buf, len(self.buf))
+            if n >= 0:
+                return n
+            if errno == EAGAIN:
+                return 0
+            if errno != EINTR:
+                raise OSError(errno, os.strerror(errno))
+
     def read_events(self):
         """Every event queued now; [] when there is none (never blocks)."""
         cdef list out = []
@@ -136,18 +151,8 @@ cdef class Inotify:
         cdef ssize_t n, pos
         cdef inotify_event* ev
         cdef size_t namelen
-        if self.fd < 0:
-            raise ValueError("inotify instance is closed")
         while True:
-            n = read(self.fd, base, size)
-            if n < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    return out
-                raise OSError(errno, os.strerror(errno))
-            if n == 0:
-                return out
+            n = self._read()
             pos = 0
             while pos + 16 <= n:  # sizeof(struct inotify_event): the name follows
                 ev = <inotify_event*>(base + pos)
@@ -173,18 +178,8 @@ cdef class Inotify:
         cdef inotify_event* ev
         cdef bint rescan = False
         cdef int last = -1
-        if self.fd < 0:
-            raise ValueError("inotify instance is closed")
         while True:
-            n = read(self.fd, base, size)
-            if n < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    return rescan
-                raise OSError(errno, os.strerror(errno))
-            if n == 0:
-                return rescan
+            n = self._read()
             pos = 0
             while pos + 16 <= n:
                 ev = <inotify_event*>(base + pos)
@@ -274,86 +269,51 @@ cdef class _Joiner:
     """Joins the pieces of a stream's long line, and makes each line a packet
     that carries its RFC5424 frame (``raw``): syslog drains write it as it is,
     and the frame's head is built once per name, not once per line."""
-    cdef str _hostname
-    cdef str _tag
+    cdef public str hostname
+    cdef public str tag
     cdef public Py_ssize_t max_join
     cdef public dict partial
     cdef public long long splits  # joined lines emitted at max_join, the rest to follow
     cdef public long long objects  # lines whose message starts with '{' (JSON, maybe)
-    cdef int _stdout_severity  # 6 (info); AKKERIS: 0, as the original sends lines
-    cdef int _stderr_severity  # 3 (err)
-    cdef int _facility  # 1 (user)
-    cdef bytes _head_out, _head_err, _mid  # the frame around time and message; None: stale
+    cdef public int stdout_severity  # 6 (info); AKKERIS: 0, as the original sends lines
+    cdef public int stderr_severity  # 3 (err)
+    cdef public int facility  # 1 (user)
+    # the frame around time and message, and the names it was made for: names
+    # and severities can change while a file is read (the Kubernetes API
+    # answered, AKKERIS), which makes it stale
+    cdef bytes _head_out, _head_err, _mid
+    cdef str _made_host, _made_tag
+    cdef int _made_out, _made_err, _made_fac
 
     def __init__(self, str hostname, str tag, Py_ssize_t max_join=1 << 20):
-        self._hostname = hostname
-        self._tag = tag
+        self.hostname = hostname
+        self.tag = tag
         self.max_join = max_join
         self.partial = {}
         self.splits = 0
         self.objects = 0
-        self._stdout_severity = 6
-        self._stderr_severity = 3
-        self._facility = 1
+        self.stdout_severity = 6
+        self.stderr_severity = 3
+        self.facility = 1
 
-    # names and severities can change while a file is read (the Kubernetes API
-    # answered, AKKERIS): each change makes the frame's head stale
-
-    @property
-    def hostname(self):
-        return self._hostname
-
-    @hostname.setter
-    def hostname(self, str value):
-        self._hostname = value
-        self._mid = None
-
-    @property
-    def tag(self):
-        return self._tag
-
-    @tag.setter
-    def tag(self, str value):
-        self._tag = value
-        self._mid = None
-
-    @property
-    def stdout_severity(self):
-        return self._stdout_severity
-
-    @stdout_severity.setter
-    def stdout_severity(self, int value):
-        self._stdout_severity = value
-        self._mid = None
-
-    @property
-    def stderr_severity(self):
-        return self._stderr_severity
-
-    @stderr_severity.setter
-    def stderr_severity(self, int value):
-        self._stderr_severity = value
-        self._mid = None
-
-    @property
-    def facility(self):
-        return self._facility
-
-    @facility.setter
-    def facility(self, int value):
-        self._facility = value
-        self._mid = None
+    cdef _make_head(self):
+        self._head_out, self._mid = _frame_head(self.hostname, self.tag, self.stdout_severity,
+                                                self.facility)
+        self._head_err = _frame_head(self.hostname, self.tag, self.stderr_severity,
+                                     self.facility)[0]
+        self._made_host, self._made_tag = self.hostname, self.tag
+        self._made_out, self._made_err = self.stdout_severity, self.stderr_severity
+        self._made_fac = self.facility
 
     cdef _packet(self, bytes stream, str t, bytes msg):
         cdef bint out = stream == b"stdout"
         cdef bytes head, raw
         cdef Py_ssize_t nh, nt, nm, nb
         cdef char* w
-        if self._mid is None:
-            self._head_out, self._mid = _frame_head(self._hostname, self._tag,
-                                                    self._stdout_severity, self._facility)
-            self._head_err = _frame_head(self._hostname, self._tag, self._stderr_severity,
-                                         self._facility)[0]
+        if (self._mid is None or self.hostname != self._made_host
+                or self.tag != self._made_tag or self.stdout_severity != self._made_out
+                or self.stderr_severity != self._made_err or self.facility != self._made_fac):
+            self._make_head()
         head = self._head_out if out else self._head_err
         # head + time + mid + message, in one allocation
         nh = PyBytes_GET_SIZE(head)
@@ -368,8 +328,8 @@ cdef class _Joiner:
         memcpy(w + nh, PyUnicode_AsUTF8(t), nt)
         memcpy(w + nh + nt, PyBytes_AS_STRING(self._mid), nm)
         memcpy(w + nh + nt + nm, PyBytes_AS_STRING(msg), nb)
-        return Packet(self._stdout_severity if out else self._stderr_severity, self._facility,
-                      self._hostname, self._tag, t, None, "", "", "", raw, nh + nt + nm)
+        return Packet(self.stdout_severity if out else self.stderr_severity, self.facility,
+                      self.hostname, self.tag, t, None, "", "", "", raw, nh + nt + nm)
 
     def flush(self):
         """The pieces of joined lines whose end never came (the file ended:

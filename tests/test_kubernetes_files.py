@@ -291,11 +291,8 @@ def polled_lines_arrive(tmp_path, pod_name: str, sysctl: str) -> None:
         a.stop()
 
 
-def test_without_inotify_the_files_are_polled(tmp_path):
-    """When the kernel refuses an inotify instance (the original README's
-    "too many open files"), one warning names the sysctl to raise and the
-    files are polled: lines and rotations still arrive. The test takes every
-    instance this user may have (fs.inotify.max_user_instances) first."""
+def every_inotify_instance() -> list:
+    """Every inotify instance this user may still have (max_user_instances)."""
     from logtrain.tail import Inotify
 
     held = []
@@ -303,7 +300,15 @@ def test_without_inotify_the_files_are_polled(tmp_path):
         while True:
             held.append(Inotify())
     except OSError:
-        pass
+        return held
+
+
+def test_without_inotify_the_files_are_polled(tmp_path):
+    """When the kernel refuses an inotify instance (the original README's
+    "too many open files"), one warning names the sysctl to raise and the
+    files are polled: lines and rotations still arrive. The test takes every
+    instance this user may have (fs.inotify.max_user_instances) first."""
+    held = every_inotify_instance()
     try:
         assert held, "could not create any inotify instance"
         polled_lines_arrive(tmp_path, "poll-7d9f8c6b5-abc12", "fs.inotify.max_user_instances")
@@ -318,15 +323,9 @@ def test_when_inotify_watches_run_out_the_files_are_polled(tmp_path):
     are polled: lines and a rotation still arrive, none lost or repeated.
     The test uses up this user's watches first, leaving it one instance."""
     from logtrain import _tail
-    from logtrain.tail import Inotify
 
     limit = int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
-    held = []
-    try:
-        while True:
-            held.append(Inotify())
-    except OSError:
-        pass
+    held = every_inotify_instance()
     assert len(held) > 1, "could not create inotify instances"
     held.pop().close()  # the agent's
     spare = tmp_path / "spare"
